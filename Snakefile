@@ -1,0 +1,20 @@
+"""bnre-workflow: Balanced Neural Ratio Estimation, simulate -> train -> evaluate -> figures."""
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/aggregate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/summary.csv",
+        "results/coverage.csv",
+        figure_files(),

@@ -1,0 +1,100 @@
+"""Configuration validation and path helpers shared by every rule."""
+
+import json
+import shlex
+import math
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+validate(config, schema="../config/schema.yaml")
+
+
+def check_config(config):
+    """Cross-key checks the JSON schema cannot express."""
+    sim = config["simulation"]
+    too_large = [b for b in config["budgets"] if b > sim["train"]]
+    if too_large:
+        raise WorkflowError(
+            f"config: budgets {too_large} exceed simulation.train = {sim['train']} "
+            "(the training pool each budget is drawn from)"
+        )
+    if config["evaluate"]["pairs"] > sim["test"]:
+        raise WorkflowError(
+            f"config: evaluate.pairs = {config['evaluate']['pairs']} exceeds "
+            f"simulation.test = {sim['test']} (the test pairs available)"
+        )
+
+
+check_config(config)
+
+# Every job runs the package from this checkout (src/ next to the Snakefile), also inside
+# conda environments, which then only need the package's dependencies.
+SRC = Path(workflow.basedir) / "src"
+shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}; ")
+
+TASKS = config["tasks"]
+METHODS = config["methods"]
+BUDGETS = config["budgets"]
+SPLITS = ["train", "val", "test"]
+
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    method="|".join(METHODS),
+    budget=r"\d+",
+    split="|".join(SPLITS),
+    block=r"\d+",
+
+
+def split_size(split):
+    return config["simulation"][split]
+
+
+def n_blocks(split):
+    return math.ceil(split_size(split) / config["simulation"]["block_size"])
+
+
+def block_range(wildcards):
+    """[start, stop) of the pairs of one simulation block."""
+    size = config["simulation"]["block_size"]
+    start = int(wildcards.block) * size
+    return start, min(start + size, split_size(wildcards.split))
+
+
+def block_files(wildcards):
+    return expand(
+        "data/{task}/blocks/{split}/{block}.h5",
+        task=wildcards.task,
+        split=wildcards.split,
+        block=range(n_blocks(wildcards.split)),
+    )
+
+
+def train_options(wildcards):
+    """The training slice of the config as the JSON the package's TrainConfig reads."""
+    options = dict(config["train"])
+    options["lmbda"] = options.pop("lambda")
+    options["replicates"] = config["replicates"]
+    options["seed"] = config["seed"]
+    return json.dumps(options, sort_keys=True)
+
+
+def evaluation_tables(kind):
+    return expand(
+        "results/{task}/{method}/{budget}/{kind}.csv",
+        task=TASKS,
+        method=METHODS,
+        budget=BUDGETS,
+        kind=kind,
+    )
+
+
+def figure_files():
+    stems = [f"coverage_{task}" for task in TASKS]
+    stems += ["coverage_auc", "log_posterior", "balancing"]
+    return expand("figures/{stem}.{ext}", stem=stems, ext=config["figures"]["formats"])

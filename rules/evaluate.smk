@@ -1,0 +1,26 @@
+rule evaluate:
+    input:
+        model="models/{task}/{method}/{budget}.pt",
+        test="data/{task}/test.h5",
+    output:
+        metrics="results/{task}/{method}/{budget}/metrics.csv",
+        coverage="results/{task}/{method}/{budget}/coverage.csv",
+        ranks="results/{task}/{method}/{budget}/ranks.csv",
+    log:
+        "logs/evaluate/{task}/{method}/{budget}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{task}/{method}/{budget}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: config["threads"]["evaluate"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        bins=config["evaluate"]["bins"],
+        pairs=config["evaluate"]["pairs"],
+    shell:
+        "python -m bnre --threads {threads} evaluate --task {wildcards.task}"
+        " --model {input.model} --test {input.test}"
+        " --bins {params.bins} --pairs {params.pairs} --metrics {output.metrics}"
+        " --coverage {output.coverage} --ranks {output.ranks} > {log} 2>&1"

@@ -1,0 +1,24 @@
+rule train:
+    input:
+        train="data/{task}/train.h5",
+        val="data/{task}/val.h5",
+    output:
+        model="models/{task}/{method}/{budget}.pt",
+        history="models/{task}/{method}/{budget}.history.csv",
+    log:
+        "logs/train/{task}/{method}/{budget}.log",
+    benchmark:
+        "logs/benchmarks/train/{task}/{method}/{budget}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    params:
+        options=train_options,
+    shell:
+        "python -m bnre --threads {threads} train --task {wildcards.task}"
+        " --method {wildcards.method} --budget {wildcards.budget}"
+        " --train {input.train} --val {input.val} --options '{params.options}'"
+        " --model {output.model} --history {output.history} > {log} 2>&1"

@@ -1,0 +1,178 @@
+"""Command-line interface: one sub-command per workflow stage.
+
+Every stage can be run by hand, e.g. ``python -m bnre simulate --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def set_threads(threads: int) -> None:
+    """Limit torch (and BLAS, for libraries not yet loaded) to ``threads`` cores."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import torch
+    except ImportError:  # the aggregation and figure stages do not need torch
+        return
+    torch.set_num_threads(threads)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from .data import write_pairs
+    from .simulate import simulate_range
+    from .tasks import get_task
+
+    task = get_task(args.task)
+    theta, x = simulate_range(task, args.split, args.seed, args.start, args.stop)
+    write_pairs(args.output, theta, x, task=args.task, split=args.split, seed=args.seed, start=args.start, stop=args.stop)
+    log(f"{args.task}/{args.split}: simulated pairs [{args.start}, {args.stop}) -> {args.output}")
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from .data import merge_pairs
+
+    merge_pairs(args.blocks, args.output)
+    log(f"merged {len(args.blocks)} blocks -> {args.output}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .data import read_pairs
+    from .train import TrainConfig, train_ensemble
+
+    options = json.loads(args.options)
+    config = TrainConfig.from_dict({**options, "method": args.method})
+    train = read_pairs(args.train, task=args.task)
+    val = read_pairs(args.val, task=args.task)
+    if args.budget > len(train):
+        raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
+    log(f"training {config.replicates} {args.method.upper()} members on {args.budget} pairs of {args.task} (lambda={config.penalty})")
+    train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .data import read_pairs
+    from .evaluate import evaluate
+    from .io import atomic_path
+    from .train import load_ensemble
+
+    task, members, meta = load_ensemble(args.model, task=args.task)
+    test = read_pairs(args.test, task=task.name)
+    if args.pairs > len(test):
+        raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
+    theta, x = test.theta[: args.pairs], test.x[: args.pairs]
+    log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {args.bins} bins per dimension")
+    tables = evaluate(task, members, theta, x, args.bins)
+    keys = dict(task=task.name, method=meta["config"]["method"], budget=meta["budget"])
+    for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
+        for i, (k, v) in enumerate(keys.items()):
+            table.insert(i, k, v)
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    metrics = tables[0]
+    auc = metrics[(metrics.metric == "coverage_auc") & (metrics.replicate == "ensemble")].value.iloc[0]
+    log(f"ensemble coverage AUC {auc:+.3f}")
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from .aggregate import concatenate
+
+    table = concatenate(args.tables, args.output)
+    log(f"{len(table)} rows -> {args.output}")
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import figures
+
+    summary = pd.read_csv(args.summary, dtype={"replicate": str})
+    curves = pd.read_csv(args.coverage, dtype={"replicate": str})
+    out = Path(args.outdir)
+    formats = tuple(args.formats)
+    for task in sorted(curves.task.unique()):
+        figures.coverage_curves(curves, task, out / f"coverage_{task}", formats)
+    figures.metric_vs_budget(summary, "coverage_auc", "coverage AUC", out / "coverage_auc", formats)
+    figures.metric_vs_budget(summary, "log_posterior", "expected log posterior", out / "log_posterior", formats, reference="log_prior")
+    figures.metric_vs_budget(summary, "balancing", "balancing value", out / "balancing", formats)
+    log(f"figures -> {out}")
+
+
+def parser() -> argparse.ArgumentParser:
+    from .simulate import SPLITS
+    from .tasks import TASKS
+    from .train import METHODS
+
+    p = argparse.ArgumentParser(prog="bnre", description=__doc__)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="simulate one block of pairs into HDF5")
+    s.add_argument("--task", required=True, choices=sorted(TASKS))
+    s.add_argument("--split", required=True, choices=list(SPLITS))
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--start", type=int, required=True)
+    s.add_argument("--stop", type=int, required=True)
+    s.add_argument("--output", required=True)
+    s.set_defaults(run=cmd_simulate)
+
+    s = sub.add_parser("merge", help="merge contiguous block files")
+    s.add_argument("--output", required=True)
+    s.add_argument("blocks", nargs="+")
+    s.set_defaults(run=cmd_merge)
+
+    s = sub.add_parser("train", help="train the members of one ensemble")
+    s.add_argument("--task", required=True, choices=sorted(TASKS))
+    s.add_argument("--method", required=True, choices=METHODS)
+    s.add_argument("--budget", type=int, required=True)
+    s.add_argument("--train", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--options", default="{}", help="JSON object of training options (see bnre.train.TrainConfig)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--history", required=True)
+    s.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("evaluate", help="coverage, log posterior and balancing of a model file")
+    s.add_argument("--model", required=True)
+    s.add_argument("--task", choices=sorted(TASKS), help="refuse a model of another task")
+    s.add_argument("--test", required=True)
+    s.add_argument("--bins", type=int, required=True)
+    s.add_argument("--pairs", type=int, required=True)
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--coverage", required=True)
+    s.add_argument("--ranks", required=True)
+    s.set_defaults(run=cmd_evaluate)
+
+    s = sub.add_parser("aggregate", help="concatenate tidy tables")
+    s.add_argument("--output", required=True)
+    s.add_argument("tables", nargs="+")
+    s.set_defaults(run=cmd_aggregate)
+
+    s = sub.add_parser("figures", help="draw the result figures")
+    s.add_argument("--summary", required=True)
+    s.add_argument("--coverage", required=True)
+    s.add_argument("--outdir", required=True)
+    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.set_defaults(run=cmd_figures)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    set_threads(args.threads)
+    try:
+        args.run(args)
+    except (ValueError, FloatingPointError, FileNotFoundError) as error:
+        print(f"bnre {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,102 @@
+"""Figures of the tidy result tables (seaborn).
+
+Colours are fixed per method across every figure: NRE orange, BNRE blue.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77"}
+LABELS = {"nre": "NRE", "bnre": "BNRE"}
+
+
+def _save(fig: plt.Figure, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = Path(f"{stem}.{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=120)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def coverage_curves(curves: pd.DataFrame, task: str, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
+    """Expected coverage vs credibility level, one panel per budget, NRE vs BNRE.
+
+    Replicates are thin lines, the ensemble thick, the band is the ensemble's 95%
+    Clopper–Pearson interval.
+    """
+    data = curves[curves.task == task]
+    budgets = sorted(data.budget.unique())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.4), squeeze=False, sharey=True)
+    for ax, budget in zip(axes[0], budgets):
+        ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="nominal")
+        for method in PALETTE:
+            sub = data[(data.budget == budget) & (data.method == method)]
+            for replicate, line in sub.groupby("replicate"):
+                if replicate == "ensemble":
+                    ax.plot(line.level, line.coverage, color=PALETTE[method], linewidth=2, label=f"{LABELS[method]} ensemble")
+                    ax.fill_between(line.level, line.lower, line.upper, color=PALETTE[method], alpha=0.2, linewidth=0)
+                else:
+                    ax.plot(line.level, line.coverage, color=PALETTE[method], linewidth=0.8, alpha=0.6)
+        ax.set_title(f"{task}, budget $2^{{{int(np.log2(budget))}}}$" if np.log2(budget).is_integer() else f"{task}, budget {budget}")
+        ax.set_xlabel("credibility level")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+    axes[0, 0].set_ylabel("expected coverage")
+    axes[0, -1].legend(loc="lower right", fontsize=7)
+    return _save(fig, stem, formats)
+
+
+def metric_vs_budget(
+    summary: pd.DataFrame, metric: str, ylabel: str, stem: str | os.PathLike, formats: tuple[str, ...], reference: str | None = None
+) -> list[Path]:
+    """A metric vs simulation budget (log2 axis), one panel per task.
+
+    Points: mean ± std over replicates; crosses: the ensemble. ``reference`` names a
+    metric drawn as a grey horizontal line (e.g. the prior's log density).
+    """
+    data = summary[summary.metric == metric]
+    tasks = sorted(data.task.unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = data[data.task == task]
+        members = sub[sub.replicate != "ensemble"]
+        sns.lineplot(
+            members, x="budget", y="value", hue="method", palette=PALETTE, hue_order=list(PALETTE),
+            errorbar="sd", marker="o", ax=ax, legend=False,
+        )
+        ens = sub[sub.replicate == "ensemble"]
+        for method, color in PALETTE.items():
+            e = ens[ens.method == method]
+            ax.scatter(e.budget, e.value, marker="x", color=color, zorder=3)
+        if reference is not None:
+            ref = summary[(summary.metric == reference) & (summary.task == task)].value
+            if len(ref):
+                ax.axhline(ref.iloc[0], color="grey", linestyle=":", label="prior")
+        if metric == "coverage_auc":
+            ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_title(task)
+        ax.set_xlabel("simulation budget")
+        ax.set_ylabel(ylabel)
+    handles = [plt.Line2D([], [], color=c, marker="o", label=f"{LABELS[m]} (mean ± sd)") for m, c in PALETTE.items()]
+    handles += [plt.Line2D([], [], color=c, marker="x", linestyle="", label=f"{LABELS[m]} ensemble") for m, c in PALETTE.items()]
+    if reference is not None:
+        handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="prior"))
+    axes[0, -1].legend(handles=handles, fontsize=7)
+    return _save(fig, stem, formats)
