@@ -65,7 +65,7 @@ def read_pairs(path: str | os.PathLike, task: str | None = None, rows: int | Non
         for name in ("theta", "x"):
             if name not in f:
                 raise ValueError(f"{path}: missing dataset {name!r}")
-        attrs = dict(f.attrs)
+        attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
         if task is not None and attrs.get("task") != task:
             raise ValueError(f"{path}: holds task {attrs.get('task')!r}, expected {task!r}")
         n = f["theta"].shape[0]

@@ -41,7 +41,7 @@ def coverage_curves(curves: pd.DataFrame, task: str, stem: str | os.PathLike, fo
     """
     data = curves[curves.task == task]
     budgets = sorted(data.budget.unique())
-    fig, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.6), squeeze=False, sharey=True, layout="constrained")
     for ax, budget in zip(axes[0], budgets):
         ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="nominal")
         for method in PALETTE:
@@ -72,7 +72,7 @@ def metric_vs_budget(
     """
     data = summary[summary.metric == metric]
     tasks = sorted(data.task.unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.8 * len(tasks), 3.4), squeeze=False, layout="constrained")
     for ax, task in zip(axes[0], tasks):
         sub = data[data.task == task]
         members = sub[sub.replicate != "ensemble"]

@@ -58,7 +58,7 @@ def simulate_range(
         )
     theta = np.concatenate(thetas).astype(np.float32)
     x = np.concatenate(xs).astype(np.float32)
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    bad = ~np.isfinite(x.reshape(len(x), int(np.prod(task.x_shape)))).all(axis=1)
     if bad.any():
         example = theta[bad][0].tolist()
         raise FloatingPointError(

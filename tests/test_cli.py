@@ -1,0 +1,57 @@
+"""The package's command line: each stage by hand, and clear errors on bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bnre(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "bnre", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_stages_by_hand(tmp_path):
+    for split, n in (("train", 600), ("val", 200), ("test", 50)):
+        bnre("simulate", "--task", "gaussian", "--split", split, "--seed", 1, "--start", 0, "--stop", n, "--output", tmp_path / f"{split}.h5")
+    bnre(
+        "train", "--task", "gaussian", "--method", "nre", "--budget", 512, "--train", tmp_path / "train.h5",
+        "--val", tmp_path / "val.h5", "--options", '{"replicates": 1, "epochs": 2, "hidden": [8]}',
+        "--model", tmp_path / "m.pt", "--history", tmp_path / "h.csv",
+    )
+    bnre(
+        "evaluate", "--model", tmp_path / "m.pt", "--test", tmp_path / "test.h5", "--bins", 10, "--pairs", 50,
+        "--metrics", tmp_path / "metrics.csv", "--coverage", tmp_path / "c.csv", "--ranks", tmp_path / "r.csv",
+    )
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(metrics.method) == {"nre"} and set(metrics.budget) == {512}
+
+    # bad input: one clear message, exit status 2, no output written
+    result = bnre(
+        "train", "--task", "slcp", "--method", "nre", "--budget", 512, "--train", tmp_path / "train.h5",
+        "--val", tmp_path / "val.h5", "--model", tmp_path / "x.pt", "--history", tmp_path / "x.csv", check=False,
+    )
+    assert result.returncode == 2
+    assert "holds task 'gaussian', expected 'slcp'" in result.stderr
+    result = bnre(
+        "evaluate", "--model", tmp_path / "m.pt", "--test", tmp_path / "test.h5", "--bins", 10, "--pairs", 51,
+        "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv", "--ranks", tmp_path / "z.csv", check=False,
+    )
+    assert result.returncode == 2 and "51 coverage pairs requested but" in result.stderr
+    result = bnre(
+        "train", "--task", "gaussian", "--method", "bnre", "--budget", 512, "--train", tmp_path / "train.h5",
+        "--val", tmp_path / "val.h5", "--options", '{"lamda": 3}', "--model", tmp_path / "x.pt",
+        "--history", tmp_path / "x.csv", check=False,
+    )
+    assert result.returncode == 2 and "unknown training option(s) ['lamda']" in result.stderr
+    assert not any(tmp_path.glob("x.*"))

@@ -1,0 +1,82 @@
+"""HDF5 storage: round trip, merge, and clear errors on bad files."""
+
+import h5py
+import numpy as np
+import pytest
+
+from bnre import __version__
+from bnre.data import merge_pairs, read_pairs, write_pairs
+from bnre.simulate import blocks, simulate_range
+from bnre.tasks import get_task
+
+
+def write_block(path, start, stop, seed=5, task="slcp", split="train"):
+    theta, x = simulate_range(get_task(task), split, seed, start, stop)
+    write_pairs(path, theta, x, task=task, split=split, seed=seed, start=start, stop=stop)
+
+
+def test_round_trip_with_attributes(tmp_path):
+    path = tmp_path / "a.h5"
+    write_block(path, 0, 300)
+    pairs = read_pairs(path, task="slcp")
+    theta, x = simulate_range(get_task("slcp"), "train", 5, 0, 300)
+    assert np.array_equal(pairs.theta, theta) and np.array_equal(pairs.x, x)
+    assert pairs.attrs["task"] == "slcp" and pairs.attrs["seed"] == 5
+    assert pairs.attrs["n"] == 300 and pairs.attrs["version"] == __version__
+    with h5py.File(path) as f:
+        assert f["theta"].dtype == np.float32 and f["x"].dtype == np.float32
+        assert f["theta"].chunks is not None and f["x"].chunks is not None
+    assert len(read_pairs(path, rows=10)) == 10
+
+
+def test_merged_blocks_equal_one_block(tmp_path):
+    paths = []
+    for i, (a, b) in enumerate(blocks(1000, 300)):
+        paths.append(tmp_path / f"{i}.h5")
+        write_block(paths[-1], a, b)
+    merge_pairs(paths, tmp_path / "merged.h5")
+    write_block(tmp_path / "one.h5", 0, 1000)
+    merged, one = read_pairs(tmp_path / "merged.h5"), read_pairs(tmp_path / "one.h5")
+    assert np.array_equal(merged.theta, one.theta) and np.array_equal(merged.x, one.x)
+    for key in ("task", "split", "seed", "start", "stop", "n"):
+        assert merged.attrs[key] == one.attrs[key]
+    with h5py.File(tmp_path / "merged.h5") as f, h5py.File(tmp_path / "one.h5") as g:
+        assert f["x"][:].tobytes() == g["x"][:].tobytes()
+
+
+def test_merge_refuses_gaps_and_mixed_seeds(tmp_path):
+    write_block(tmp_path / "a.h5", 0, 100)
+    write_block(tmp_path / "c.h5", 200, 300)
+    write_block(tmp_path / "d.h5", 100, 200, seed=6)
+    with pytest.raises(ValueError, match="starts at 200, expected 100"):
+        merge_pairs([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "m.h5")
+    with pytest.raises(ValueError, match="seed=6"):
+        merge_pairs([tmp_path / "a.h5", tmp_path / "d.h5"], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    write_block(tmp_path / "good.h5", 0, 100)
+    with pytest.raises(ValueError, match="holds task 'slcp', expected 'gaussian'"):
+        read_pairs(tmp_path / "good.h5", task="gaussian")
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes((tmp_path / "good.h5").read_bytes()[:2000])
+    with pytest.raises(ValueError, match="truncated.h5: not a readable HDF5 file"):
+        read_pairs(truncated)
+    with h5py.File(tmp_path / "nox.h5", "w") as f:
+        f["theta"] = np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match="missing dataset 'x'"):
+        read_pairs(tmp_path / "nox.h5")
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f["theta"] = np.zeros((3, 2), np.float32)
+        f["x"] = np.full((3, 8), np.nan, np.float32)
+    with pytest.raises(ValueError, match="'x' holds non-finite values"):
+        read_pairs(tmp_path / "nan.h5")
+    with pytest.raises(ValueError, match="1000 rows requested but the file holds 100"):
+        read_pairs(tmp_path / "good.h5", rows=1000)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        write_pairs(tmp_path / "bad.h5", np.zeros((3, 2)), np.zeros((4, 2)))
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,144 @@
+"""The Snakemake workflow: config validation, dry-run of the default DAG, a real tiny run."""
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "config" / "tiny.yaml"
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def expected_jobs(config: dict) -> dict[str, int]:
+    sim = config["simulation"]
+    blocks = sum(math.ceil(sim[s] / sim["block_size"]) for s in ("train", "val", "test"))
+    models = len(config["tasks"]) * len(config.get("methods", ["nre", "bnre"])) * len(config["budgets"])
+    return {
+        "simulate_block": len(config["tasks"]) * blocks,
+        "merge_blocks": len(config["tasks"]) * 3,
+        "train": models,
+        "evaluate": models,
+        "aggregate_summary": 1,
+        "aggregate_coverage": 1,
+        "figures": 1,
+        "all": 1,
+    }
+
+
+def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", ROOT / "config" / "config.yaml")
+    counts = job_counts(result.stdout)
+    assert counts.pop("total") == sum(expected_jobs(config).values())
+    assert counts == expected_jobs(config)
+
+
+def test_dry_run_of_paper_config(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", ROOT / "config" / "paper.yaml")
+    counts = job_counts(result.stdout)
+    assert counts["train"] == expected_jobs(config)["train"] == len(config["tasks"]) * 2 * 8
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"colour": "blue"}, "Additional properties are not allowed ('colour' was unexpected)"),
+        ({"budgets": [-5]}, "-5 is less than the minimum of 2"),
+        ({"budgets": [10.5]}, "10.5 is not of type 'integer'"),
+        ({"budgets": [1 << 20]}, "budgets [1048576] exceed simulation.train"),
+        ({"tasks": ["weinberg2"]}, "'weinberg2' is not one of"),
+        ({"methods": ["snre"]}, "'snre' is not one of"),
+        ({"evaluate": {"bins": 1, "pairs": 10}}, "1 is less than the minimum of 2"),
+        ({"train": {"lambda": -1}}, "-1 is less than the minimum of 0"),
+        ({"evaluate": {"pairs": 10**6}}, "evaluate.pairs = 1000000 exceeds simulation.test"),
+        ({"train": {"epochs": "many"}}, "'many' is not of type 'integer'"),
+    ],
+)
+def test_bad_config_is_refused_before_any_job(tmp_path, override, message):
+    config = yaml.safe_load(TINY.read_text())
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", path, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = snakemake("--cores", "2", "--directory", workdir, "--configfile", TINY)
+    return workdir, result
+
+
+def test_tiny_config_runs_end_to_end(tiny_run):
+    workdir, _ = tiny_run
+    config = yaml.safe_load(TINY.read_text())
+    summary = pd.read_csv(workdir / "results" / "summary.csv", dtype={"replicate": str})
+    assert list(summary.columns) == ["task", "method", "budget", "replicate", "metric", "value"]
+    assert set(summary.task) == set(config["tasks"])
+    assert set(summary.method) == {"nre", "bnre"}
+    assert set(summary.budget) == set(config["budgets"])
+    assert set(summary.replicate) == {str(k) for k in range(config["replicates"])} | {"ensemble"}
+    assert {"coverage_auc", "log_posterior", "balancing"} <= set(summary.metric)
+    auc = summary[summary.metric == "coverage_auc"].value
+    assert auc.between(-0.5, 0.5).all()
+    curves = pd.read_csv(workdir / "results" / "coverage.csv")
+    assert curves.coverage.between(0, 1).all()
+    for task in config["tasks"]:
+        assert (workdir / "figures" / f"coverage_{task}.png").stat().st_size > 10_000
+    for stem in ("coverage_auc", "log_posterior", "balancing"):
+        assert (workdir / "figures" / f"{stem}.png").stat().st_size > 10_000
+    # every job left a log and a benchmark record; intermediate blocks were removed
+    assert any((workdir / "logs" / "train").rglob("*.log"))
+    assert any((workdir / "logs" / "benchmarks" / "evaluate").rglob("*.tsv"))
+    assert not any((workdir / "data").rglob("blocks/*/*.h5"))
+
+
+def test_completed_run_has_nothing_to_do(tiny_run):
+    workdir, _ = tiny_run
+    result = snakemake("--dry-run", "--directory", workdir, "--configfile", TINY)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_lint_has_no_findings():
+    result = snakemake("--lint", "--configfile", TINY)
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefmt_clean():
+    files = [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
+    assert shutil.which("snakefmt"), "snakefmt is part of the test extra"
+    result = subprocess.run(["snakefmt", "--check", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
