@@ -55,3 +55,16 @@ def test_stages_by_hand(tmp_path):
     )
     assert result.returncode == 2 and "unknown training option(s) ['lamda']" in result.stderr
     assert not any(tmp_path.glob("x.*"))
+
+
+def test_threads_are_handed_to_torch_and_blas():
+    code = (
+        "import sys; from bnre.cli import main; import os;"
+        "sys.argv=['bnre','--threads','3','merge','--output','/nonexistent/x','/nonexistent/y'];"
+        "main(); import torch; print(torch.get_num_threads(), os.environ['OMP_NUM_THREADS'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.stdout.split()[-2:] == ["3", "3"], result.stderr

@@ -168,8 +168,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Limit threads before numpy and torch are first imported (by the full parser).
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--threads", type=int, default=1)
+    known, _ = early.parse_known_args(sys.argv[1:] if argv is None else argv)
+    set_threads(known.threads)
     args = parser().parse_args(argv)
-    set_threads(args.threads)
     try:
         args.run(args)
     except (ValueError, FloatingPointError, FileNotFoundError) as error:
