@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnre.evaluate import evaluate
+from bnre.evaluate import coverage_ranks, evaluate
 from bnre.simulate import simulate_range
 from bnre.tasks import Gaussian
 from bnre.train import build_estimator
@@ -51,7 +51,8 @@ def test_exact_ratio_is_calibrated_and_gives_true_log_posterior(test_pairs):
     assert m["log_prior"] == pytest.approx(-math.log(4))
     c = curves[curves.replicate == "0"]
     assert ((c.lower <= c.level + 0.01) & (c.level - 0.01 <= c.upper)).all()
-    assert len(ranks) == 2 * 1000  # member and ensemble
+    assert len(ranks) == 2 * 1000  # member and ensemble (the same, with one member)
+    assert np.array_equal(ranks[ranks.replicate == "0"]["rank"], ranks[ranks.replicate == "ensemble"]["rank"])
 
 
 def test_overconfident_ratio_has_negative_auc(test_pairs):
@@ -77,3 +78,41 @@ def test_ensemble_of_two_posteriors_is_their_mixture(test_pairs):
     metrics, _, _ = evaluate(task, [narrow, wide], *test_pairs, bins=40)
     aucs = {r: metrics_of(metrics, r)["coverage_auc"] for r in ("0", "1", "ensemble")}
     assert aucs["0"] < aucs["ensemble"] < aucs["1"]
+
+
+def test_hdr_size_matches_gaussian_disc_area():
+    # Away from the box edges the gamma-HDR of N(x, s^2 I) is a disc of area
+    # -2 pi s^2 log(1 - gamma); the prior box has area 4.
+    task = Gaussian(sigma=0.1)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.3, 0.3, size=(200, 2)).astype(np.float32)
+    theta = (x + 0.1 * rng.standard_normal(x.shape)).astype(np.float32)
+    _, curves, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=200)
+    c = curves[curves.replicate == "0"].set_index("level")
+    for level in (0.3, 0.5, 0.8, 0.9):
+        area = -2 * math.pi * 0.1**2 * math.log(1 - level)
+        assert c.loc[level, "hdr_size"] == pytest.approx(area / 4, rel=0.03)
+    assert c.loc[0.0, "hdr_size"] == 0.0 and c.loc[1.0, "hdr_size"] <= 1.0
+
+
+def test_posterior_mean_is_unbiased_for_exact_posterior(test_pairs):
+    task = Gaussian()
+    metrics, _, _ = evaluate(task, [ExactRatio(task)], *test_pairs, bins=60)
+    m = metrics_of(metrics, "0")
+    for label in task.labels:
+        # the posterior mean is unbiased over the joint; its error variance is the
+        # expected posterior variance (both about sigma^2 = 0.04 minus truncation)
+        assert abs(m[f"posterior_mean_bias_{label}"]) < 3 * math.sqrt(0.04 / 1000)
+        assert m[f"posterior_mean_variance_{label}"] == pytest.approx(m[f"posterior_std_{label}"] ** 2, rel=0.15)
+    assert m["hdr_size_0.50"] < m["hdr_size_0.90"] < m["hdr_size_0.95"]
+
+
+def test_coverage_ranks_equal_those_of_the_full_evaluation(test_pairs):
+    task = Gaussian()
+    torch.manual_seed(1)
+    members = [build_estimator(task, [16], "SELU").eval() for _ in range(2)]
+    theta, x = test_pairs[0][:100], test_pairs[1][:100]
+    fast = coverage_ranks(task, members, theta, x, bins=25)
+    _, _, table = evaluate(task, members, theta, x, bins=25)
+    for i, name in enumerate(["0", "1", "ensemble"]):
+        assert np.allclose(fast[i].numpy(), table[table.replicate == name]["rank"].values, atol=1e-6)

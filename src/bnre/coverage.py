@@ -40,12 +40,19 @@ def grid(lower: np.ndarray, upper: np.ndarray, bins: int) -> tuple[Tensor, float
     return cells, float(np.log(width).sum())
 
 
-def ranks(log_density_grid: Tensor, log_density_true: Tensor) -> Tensor:
+def cell_mass(log_density_grid: Tensor) -> Tensor:
+    r"""Normalised cell masses :math:`m_c \propto \exp \log \hat p(\theta_c \mid x)`, (N, G), float64."""
+    return torch.softmax(log_density_grid.double(), dim=-1)
+
+
+def ranks(log_density_grid: Tensor, log_density_true: Tensor, mass: Tensor | None = None) -> Tensor:
     """Posterior mass of the cells strictly denser than the truth, per row.
 
-    ``log_density_grid`` is (N, G), unnormalised; ``log_density_true`` is (N,).
+    ``log_density_grid`` is (N, G), unnormalised; ``log_density_true`` is (N,);
+    ``mass`` optionally gives :func:`cell_mass` of the grid, if already computed.
     """
-    mass = torch.softmax(log_density_grid.double(), dim=-1)
+    if mass is None:
+        mass = cell_mass(log_density_grid)
     denser = log_density_grid > log_density_true[:, None]
     return (mass * denser).sum(dim=-1)
 
@@ -94,3 +101,26 @@ def clopper_pearson(successes: np.ndarray, n: int, confidence: float = 0.95) -> 
     lower = np.where(k > 0, beta.ppf(a, k, n - k + 1), 0.0)
     upper = np.where(k < n, beta.ppf(1 - a, k + 1, n - k), 1.0)
     return lower, upper
+
+
+def hdr_sizes(mass: Tensor, levels: np.ndarray) -> Tensor:
+    r"""Fraction of the grid in the highest-density region at each credibility level.
+
+    The region at level :math:`\gamma` is the smallest set of densest cells whose mass
+    reaches :math:`\gamma` (empty at :math:`\gamma = 0`). ``mass`` is :func:`cell_mass`,
+    (N, G); returns (N, L).
+    """
+    cumulative = torch.sort(mass, dim=-1, descending=True).values.cumsum(dim=-1)
+    target = torch.as_tensor(np.asarray(levels), dtype=torch.float64).expand(len(mass), -1).contiguous()
+    # cells needed: first index whose cumulative mass reaches the level, plus one
+    count = torch.searchsorted(cumulative, target - 1e-12, right=False) + 1
+    count = torch.where(target > 0, count.clamp_max(mass.shape[-1]), torch.zeros_like(count))
+    return count.double() / mass.shape[-1]
+
+
+def grid_moments(mass: Tensor, cells: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Posterior mean and variance per dimension from :func:`cell_mass` (N, G), each (N, D)."""
+    cells = cells.double()
+    mean = mass @ cells
+    variance = mass @ cells**2 - mean**2
+    return mean, variance.clamp_min(0)

@@ -9,20 +9,35 @@ For each member :math:`k` and for the ensemble
   :math:`\hat p(\theta \mid x) \propto p(\theta)\hat r(\theta, x)` normalised on the grid
   (``log_posterior``) and unnormalised (``log_posterior_unnormalised``);
 * the balancing value :math:`\mathbb{E}_{p(\theta,x)}[d] + \mathbb{E}_{p(\theta)p(x)}[d]`
-  with marginal pairs from rolling :math:`\theta^*`.
+  with marginal pairs from rolling :math:`\theta^*`;
+* the expected size of the highest-density regions (fraction of the prior box);
+* the bias :math:`\mathbb{E}[\mu - \theta^*]` and variance :math:`\mathbb{V}[\mu - \theta^*]`
+  of the posterior mean :math:`\mu = \mathbb{E}_{\hat p(\theta \mid x^*)}[\theta]`, and the
+  mean posterior standard deviation, per parameter.
+
+Each observation is embedded once per member; only the head is evaluated on the grid.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from .coverage import clopper_pearson, coverage_auc, coverage_curve, grid, ranks
+from .coverage import (
+    cell_mass,
+    clopper_pearson,
+    coverage_auc,
+    coverage_curve,
+    grid,
+    grid_moments,
+    hdr_sizes,
+    ranks,
+)
 from .losses import marginal_theta
 from .nn import RatioEstimator
 from .tasks import Task
@@ -30,16 +45,59 @@ from .tasks import Task
 #: Levels at which the coverage curve is stored.
 CURVE_LEVELS = np.round(np.linspace(0.0, 1.0, 101), 2)
 
+#: Levels whose expected HDR size is also reported as a metric.
+HDR_LEVELS = (0.5, 0.9, 0.95)
 
-def member_log_ratios(members: Sequence[RatioEstimator], theta: Tensor, embeddings: Tensor) -> Tensor:
-    """Log-ratios of all members, (K, n, G), from per-member embeddings (K, n, E)."""
-    return torch.stack([m.head_log_ratio(theta, e[:, None, :]) for m, e in zip(members, embeddings)])
+#: Grid rows (cells × observations) evaluated at once.
+GRID_BATCH = 2**19
 
 
-def with_ensemble(log_ratios: Tensor) -> Tensor:
-    """Append the ensemble's log-ratio, log-mean-exp over members, as the last row."""
-    ensemble = torch.logsumexp(log_ratios, dim=0, keepdim=True) - math.log(len(log_ratios))
-    return torch.cat([log_ratios, ensemble])
+class Estimators:
+    r"""The members of an ensemble and the ensemble itself, evaluated together.
+
+    Row :math:`k < K` of every output is member :math:`k`; with :math:`K > 1` members the
+    last row is the ensemble. With one member the ensemble is that member and is not
+    computed twice.
+    """
+
+    def __init__(self, members: Sequence[RatioEstimator], x: Tensor):
+        self.members = list(members)
+        self.embeddings = torch.stack([m.embed(x) for m in self.members])  # (K, N, E)
+        self.names = [str(k) for k in range(len(self.members))]
+        if len(self.members) > 1:
+            self.names.append("ensemble")
+
+    def log_ratio(self, theta: Tensor, rows: slice) -> Tensor:
+        """Log-ratios (K [+ 1], n, G) of observations ``rows`` at ``theta`` (n or 1, G, D)."""
+        log_r = torch.stack(
+            [m.head_log_ratio(theta, e[rows, None, :]) for m, e in zip(self.members, self.embeddings)]
+        )
+        if len(self.members) == 1:
+            return log_r
+        ensemble = torch.logsumexp(log_r, dim=0, keepdim=True) - math.log(len(log_r))
+        return torch.cat([log_r, ensemble])
+
+
+def grid_batches(n: int, cells: int, rows: int = GRID_BATCH) -> Iterator[slice]:
+    """Slices of observations such that each batch evaluates about ``rows`` grid rows."""
+    step = max(1, rows // cells)
+    for a in range(0, n, step):
+        yield slice(a, min(a + step, n))
+
+
+@torch.no_grad()
+def coverage_ranks(task: Task, members: Sequence[RatioEstimator], theta: np.ndarray, x: np.ndarray, bins: int) -> Tensor:
+    """Grid ranks of ``theta`` (N, D) for every estimator: (K [+ 1], N)."""
+    theta_t = torch.as_tensor(theta)
+    cells, _ = grid(task.lower, task.upper, bins)
+    estimators = Estimators(members, torch.as_tensor(x))
+    log_true = estimators.log_ratio(theta_t[:, None], slice(0, len(theta_t)))[..., 0]
+    out = []
+    for rows in grid_batches(len(theta_t), len(cells)):
+        log_grid = estimators.log_ratio(cells[None], rows)
+        k = len(log_grid)
+        out.append(ranks(log_grid.reshape(-1, len(cells)), log_true[:, rows].reshape(-1)).reshape(k, -1))
+    return torch.cat(out, dim=1)
 
 
 @torch.no_grad()
@@ -49,47 +107,51 @@ def evaluate(
     theta: np.ndarray,
     x: np.ndarray,
     bins: int,
-    batch: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Evaluate members and their ensemble on test pairs.
 
     Returns three tidy tables: metrics (replicate, metric, value), the coverage curve
-    (replicate, level, coverage, lower, upper) and per-pair ranks (replicate, pair,
-    rank, log_posterior).
+    (replicate, level, coverage, its 95% Clopper–Pearson interval ``lower`` and
+    ``upper``, mean ``hdr_size``) and per-pair ranks (replicate, pair, rank,
+    log_posterior). ``replicate`` is a member index or ``ensemble``.
     """
-    theta_t, x_t = torch.as_tensor(theta), torch.as_tensor(x)
+    theta_t = torch.as_tensor(theta)
+    n = len(theta_t)
     cells, log_volume = grid(task.lower, task.upper, bins)
     log_prior = -task.prior.log_volume
-    names = [str(k) for k in range(len(members))] + ["ensemble"]
-    if batch is None:
-        batch = max(1, 2**21 // len(cells))
-
-    embeddings = torch.stack([m.embed(x_t) for m in members])  # (K, N, E)
-
-    def log_ratio(theta_query: Tensor, rows: slice) -> Tensor:
-        """(K + 1, n, G) log-ratios of members and ensemble; theta_query (n or 1, G, D)."""
-        return with_ensemble(member_log_ratios(members, theta_query, embeddings[:, rows]))
-
-    n = len(theta_t)
+    estimators = Estimators(members, torch.as_tensor(x))
     everything = slice(0, n)
-    log_r_true = log_ratio(theta_t[:, None], everything)[..., 0]  # (K + 1, N)
-    log_r_marg = log_ratio(marginal_theta(theta_t)[:, None], everything)[..., 0]
-    log_post_unnorm = (log_r_true + log_prior).double()
 
-    all_ranks, all_log_z = [], []
-    for a in range(0, n, batch):
-        rows = slice(a, min(a + batch, n))
-        log_grid = log_ratio(cells[None], rows) + log_prior  # (K + 1, n, G)
-        flat = log_grid.reshape(-1, len(cells))
-        all_ranks.append(ranks(flat, log_post_unnorm[:, rows].reshape(-1).float()).reshape(len(names), -1))
-        all_log_z.append(torch.logsumexp(flat.double(), dim=-1).reshape(len(names), -1))
-    rank = torch.cat(all_ranks, dim=1).numpy()  # (K + 1, N)
-    log_z = torch.cat(all_log_z, dim=1)
+    log_r_true = estimators.log_ratio(theta_t[:, None], everything)[..., 0]  # (E, N)
+    log_r_marg = estimators.log_ratio(marginal_theta(theta_t)[:, None], everything)[..., 0]
+    log_post_unnorm = (log_r_true + log_prior).double()
+    k = len(log_r_true)
+
+    parts: dict[str, list[Tensor]] = {"rank": [], "log_z": [], "hdr": [], "mean": [], "var": []}
+    for rows in grid_batches(n, len(cells)):
+        log_grid = (estimators.log_ratio(cells[None], rows) + log_prior).reshape(-1, len(cells))
+        mass = cell_mass(log_grid)
+        mean, variance = grid_moments(mass, cells)
+        truth = (log_r_true[:, rows] + log_prior).reshape(-1)
+        for key, value in (
+            ("rank", ranks(log_grid, truth, mass)),
+            ("log_z", torch.logsumexp(log_grid.double(), dim=-1)),
+            ("hdr", hdr_sizes(mass, CURVE_LEVELS)),
+            ("mean", mean),
+            ("var", variance),
+        ):
+            parts[key].append(value.reshape(k, -1, *value.shape[1:]))
+    rank, log_z, hdr, mean, variance = (torch.cat(parts[key], dim=1) for key in parts)
 
     log_post = log_post_unnorm - log_z - log_volume
     balancing = torch.sigmoid(log_r_true).mean(dim=1) + torch.sigmoid(log_r_marg).mean(dim=1)
+    hdr = hdr.mean(dim=1).numpy()  # (E, L)
+    error = mean - theta_t.double()  # (E, N, D)
+    posterior_std = variance.sqrt().mean(dim=1)  # (E, D)
+    rank = rank.numpy()
 
     metrics, curves, pairs = [], [], []
+    names = estimators.names if k > 1 else ["0"]
     for i, name in enumerate(names):
         values = {
             "coverage_auc": coverage_auc(rank[i]),
@@ -100,12 +162,22 @@ def evaluate(
             "balancing_error": float(balancing[i] - 1),
             "test_pairs": n,
         }
-        metrics += [dict(replicate=name, metric=m, value=v) for m, v in values.items()]
+        for level in HDR_LEVELS:
+            values[f"hdr_size_{level:.2f}"] = float(hdr[i][np.isclose(CURVE_LEVELS, level)][0])
+        for d, label in enumerate(task.labels):
+            values[f"posterior_mean_bias_{label}"] = float(error[i, :, d].mean())
+            values[f"posterior_mean_variance_{label}"] = float(error[i, :, d].var())
+            values[f"posterior_std_{label}"] = float(posterior_std[i, d])
         coverage = coverage_curve(rank[i], CURVE_LEVELS)
         lower, upper = clopper_pearson(np.round(coverage * n), n)
-        curves += [
-            dict(replicate=name, level=level, coverage=c, lower=lo, upper=hi)
-            for level, c, lo, hi in zip(CURVE_LEVELS, coverage, lower, upper)
-        ]
-        pairs.append(pd.DataFrame(dict(replicate=name, pair=np.arange(n), rank=rank[i], log_posterior=log_post[i].numpy())))
+        # with a single member, the ensemble is that member
+        for label in [name] if len(members) > 1 else [name, "ensemble"]:
+            metrics += [dict(replicate=label, metric=m, value=v) for m, v in values.items()]
+            curves += [
+                dict(replicate=label, level=level, coverage=c, lower=lo, upper=hi, hdr_size=size)
+                for level, c, lo, hi, size in zip(CURVE_LEVELS, coverage, lower, upper, hdr[i])
+            ]
+            pairs.append(
+                pd.DataFrame(dict(replicate=label, pair=np.arange(n), rank=rank[i], log_posterior=log_post[i].numpy()))
+            )
     return pd.DataFrame(metrics), pd.DataFrame(curves), pd.concat(pairs, ignore_index=True)

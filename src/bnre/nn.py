@@ -41,6 +41,7 @@ class RatioEstimator(nn.Module):
     r"""Classifier logit :math:`\log \hat r(\theta, x)`.
 
     Parameters are rescaled from the prior box to :math:`[-1, 1]`; observations are
+    transformed by the parameter-free ``preprocess`` (identity by default) and then
     standardised with ``x_mean`` and ``x_std`` (from the training set) before the
     embedding.
     """
@@ -54,6 +55,7 @@ class RatioEstimator(nn.Module):
         hidden: Sequence[int],
         activation: str = "SELU",
         x_shape: Sequence[int] = (),
+        preprocess: nn.Module | None = None,
     ):
         super().__init__()
         lower_t = torch.as_tensor(np.asarray(lower), dtype=torch.float32)
@@ -62,17 +64,19 @@ class RatioEstimator(nn.Module):
         self.register_buffer("theta_scale", (upper_t - lower_t) / 2)
         self.register_buffer("x_mean", torch.zeros(tuple(x_shape)))
         self.register_buffer("x_std", torch.ones(tuple(x_shape)))
+        self.preprocess = nn.Identity() if preprocess is None else preprocess
         self.embedding = embedding
         self.head = MLP(len(lower_t) + embedding_features, 1, hidden, activation)
 
     def set_standardisation(self, x: Tensor) -> None:
-        """Set the observation mean and standard deviation from training data ``x``."""
+        """Set the mean and standard deviation of preprocessed training data ``x``."""
+        x = self.preprocess(x)
         self.x_mean.copy_(x.mean(dim=0))
         self.x_std.copy_(x.std(dim=0).clamp_min(1e-6))
 
     def embed(self, x: Tensor) -> Tensor:
         """Embedding :math:`e(x)` of observations (N, ...) -> (N, E)."""
-        return self.embedding((x - self.x_mean) / self.x_std)
+        return self.embedding((self.preprocess(x) - self.x_mean) / self.x_std)
 
     def head_log_ratio(self, theta: Tensor, embedding: Tensor) -> Tensor:
         """Head :math:`h(\\theta, e)`; ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""

@@ -97,6 +97,7 @@ def build_estimator(task: Task, hidden: list[int], activation: str) -> RatioEsti
         hidden,
         activation,
         task.x_shape,
+        task.preprocess(),
     )
 
 

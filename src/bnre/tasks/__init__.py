@@ -6,11 +6,17 @@ from typing import Callable
 
 from .base import BoxUniform, Task
 from .gaussian import Gaussian
+from .mg1 import MG1
 from .slcp import SLCP
+from .two_moons import TwoMoons
+from .weinberg import Weinberg
 
 TASKS: dict[str, Callable[[], Task]] = {
     "gaussian": Gaussian,
     "slcp": SLCP,
+    "weinberg": Weinberg,
+    "two_moons": TwoMoons,
+    "mg1": MG1,
 }
 
 
@@ -22,4 +28,4 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
-__all__ = ["TASKS", "BoxUniform", "Gaussian", "SLCP", "Task", "get_task"]
+__all__ = ["TASKS", "BoxUniform", "Gaussian", "MG1", "SLCP", "Task", "TwoMoons", "Weinberg", "get_task"]

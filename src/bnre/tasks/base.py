@@ -83,6 +83,10 @@ class Task(ABC):
         Returns an array of shape ``(N, *x_shape)``.
         """
 
+    def preprocess(self) -> nn.Module:
+        """Fixed, parameter-free transform of ``x`` applied before standardisation."""
+        return nn.Identity()
+
     def embedding(self) -> nn.Module:
         """Default embedding network of ``x`` (flattening for low-dimensional tasks)."""
         return nn.Flatten()

@@ -1,0 +1,50 @@
+"""Shared helpers of the benchmark scripts: thread setup, timing, matmul peak."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+THREADS = int(os.environ.get("BNRE_BENCH_THREADS", "2"))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, str(THREADS))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(THREADS)
+
+
+def timeit(fn: Callable[[], object], min_seconds: float = 1.0, repeats: int = 3) -> float:
+    """Best wall time of ``fn`` over ``repeats`` runs (each repeated to last ``min_seconds``)."""
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        best = min(best, elapsed / calls)
+    return best
+
+
+def matmul_peak(n: int = 2048) -> float:
+    """Float32 matrix-multiply throughput of this machine, GFLOP/s (best of a few runs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = timeit(lambda: a @ b, min_seconds=0.5)
+    return 2 * n**3 / seconds / 1e9
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu ({THREADS} threads)"

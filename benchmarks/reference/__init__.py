@@ -1,0 +1,1 @@
+"""Naive one-simulation-at-a-time reference simulators, the baseline of ``simulators.py``."""
