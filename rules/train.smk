@@ -17,8 +17,10 @@ rule train:
         runtime=720,
     params:
         options=train_options,
+        checkpoint=lambda wildcards, output: f"{output.model}.checkpoint",
     shell:
         "python -m bnre --threads {threads} train --task {wildcards.task}"
         " --method {wildcards.method} --budget {wildcards.budget}"
         " --train {input.train} --val {input.val} --options '{params.options}'"
-        " --model {output.model} --history {output.history} > {log} 2>&1"
+        " --model {output.model} --history {output.history}"
+        " --checkpoint {params.checkpoint} > {log} 2>&1"

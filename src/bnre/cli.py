@@ -24,6 +24,25 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def provenance() -> dict:
+    """Package version, git commit of the checkout (when available) and command line."""
+    import subprocess
+
+    from . import __version__
+
+    commit = None
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if result.returncode == 0:
+            commit = result.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": __version__, "git_commit": commit, "argv": sys.argv}
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -48,6 +67,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .data import read_pairs
+    from .ensemble import Interrupted
     from .train import TrainConfig, train_ensemble
 
     options = json.loads(args.options)
@@ -57,7 +77,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.budget > len(train):
         raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
     log(f"training {config.replicates} {args.method.upper()} members on {args.budget} pairs of {args.task} (lambda={config.penalty})")
-    train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log)
+    checkpoint = args.checkpoint or f"{args.model}.checkpoint"
+    try:
+        train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log, checkpoint, provenance())
+    except Interrupted as stop:
+        log(str(stop))
+        raise SystemExit(143) from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -108,18 +133,40 @@ def cmd_figures(args: argparse.Namespace) -> None:
     log(f"figures -> {out}")
 
 
+class LazyChoices:
+    """The names in ``module.attribute``, imported when first needed (to check a value or
+    print help), so that building the parser imports neither torch nor h5py: the
+    aggregate and figures stages run in environments without them."""
+
+    def __init__(self, module: str, attribute: str, sort: bool = False) -> None:
+        self.module, self.attribute, self.sort = module, attribute, sort
+
+    def names(self) -> list[str]:
+        import importlib
+
+        names = list(getattr(importlib.import_module(self.module, __package__), self.attribute))
+        return sorted(names) if self.sort else names
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+
 def parser() -> argparse.ArgumentParser:
-    from .simulate import SPLITS
-    from .tasks import TASKS
-    from .train import METHODS
+    TASKS = LazyChoices(".tasks", "TASKS", sort=True)
+    SPLITS = LazyChoices(".simulate", "SPLITS")
+    METHODS = LazyChoices(".train", "METHODS")
+    one_of = "one of: %(choices)s"
 
     p = argparse.ArgumentParser(prog="bnre", description=__doc__)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="simulate one block of pairs into HDF5")
-    s.add_argument("--task", required=True, choices=sorted(TASKS))
-    s.add_argument("--split", required=True, choices=list(SPLITS))
+    s.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=one_of)
+    s.add_argument("--split", required=True, choices=SPLITS, metavar="SPLIT", help=one_of)
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--start", type=int, required=True)
     s.add_argument("--stop", type=int, required=True)
@@ -132,19 +179,20 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_merge)
 
     s = sub.add_parser("train", help="train the members of one ensemble")
-    s.add_argument("--task", required=True, choices=sorted(TASKS))
-    s.add_argument("--method", required=True, choices=METHODS)
+    s.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=one_of)
+    s.add_argument("--method", required=True, choices=METHODS, metavar="METHOD", help=one_of)
     s.add_argument("--budget", type=int, required=True)
     s.add_argument("--train", required=True)
     s.add_argument("--val", required=True)
     s.add_argument("--options", default="{}", help="JSON object of training options (see bnre.train.TrainConfig)")
     s.add_argument("--model", required=True)
     s.add_argument("--history", required=True)
+    s.add_argument("--checkpoint", help="training state, for resuming (default: MODEL.checkpoint)")
     s.set_defaults(run=cmd_train)
 
     s = sub.add_parser("evaluate", help="coverage, log posterior and balancing of a model file")
     s.add_argument("--model", required=True)
-    s.add_argument("--task", choices=sorted(TASKS), help="refuse a model of another task")
+    s.add_argument("--task", choices=TASKS, metavar="TASK", help="refuse a model of another task (" + one_of + ")")
     s.add_argument("--test", required=True)
     s.add_argument("--bins", type=int, required=True)
     s.add_argument("--pairs", type=int, required=True)

@@ -29,13 +29,16 @@ def marginal_theta(theta: Tensor) -> Tensor:
 
 
 def balancing(logit_joint: Tensor, logit_marginal: Tensor) -> Tensor:
-    r"""Balancing value :math:`\mathbb{E}_{joint}[d] + \mathbb{E}_{marginal}[d]` (ideal 1)."""
-    return torch.sigmoid(logit_joint).mean() + torch.sigmoid(logit_marginal).mean()
+    r"""Balancing value :math:`\mathbb{E}_{joint}[d] + \mathbb{E}_{marginal}[d]` (ideal 1).
+
+    Means are over the last dimension, so a (K, B) batch gives one value per member.
+    """
+    return torch.sigmoid(logit_joint).mean(-1) + torch.sigmoid(logit_marginal).mean(-1)
 
 
 def nre_loss(logit_joint: Tensor, logit_marginal: Tensor) -> Tensor:
-    """Mean of the two binary cross-entropies (labels 1 joint, 0 marginal)."""
-    return -(F.logsigmoid(logit_joint).mean() + F.logsigmoid(-logit_marginal).mean()) / 2
+    """Mean of the two binary cross-entropies (labels 1 joint, 0 marginal), over the last dimension."""
+    return -(F.logsigmoid(logit_joint).mean(-1) + F.logsigmoid(-logit_marginal).mean(-1)) / 2
 
 
 def bnre_loss(logit_joint: Tensor, logit_marginal: Tensor, lmbda: float = 100.0) -> Tensor:

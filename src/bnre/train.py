@@ -23,6 +23,7 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -32,6 +33,7 @@ from torch import Tensor
 from . import __version__
 from .data import Pairs
 from .io import atomic_path
+from .ensemble import Interrupted, config_fingerprint, epoch_order, fit_ensemble
 from .losses import balancing, bnre_loss, marginal_theta
 from .nn import RatioEstimator
 from .tasks import Task, get_task
@@ -56,6 +58,10 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=lambda: [256] * 6)
     activation: str = "SELU"
     seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    deterministic: bool = False
+    checkpoint_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -85,6 +91,13 @@ def member_seed(seed: int, task: str, budget: int, member: int) -> int:
     """The 63-bit seed of ensemble member ``member``."""
     sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(task.encode()), budget, member))
     return int(sequence.generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def member_subset(seed: int, pool: int, budget: int) -> np.ndarray:
+    """Sorted indices of a member's training set: the first ``budget`` of its permutation."""
+    if budget > pool:
+        raise ValueError(f"budget {budget} exceeds the training pool of {pool} pairs")
+    return np.sort(np.random.default_rng(seed).permutation(pool)[:budget])
 
 
 def build_estimator(task: Task, hidden: list[int], activation: str) -> RatioEstimator:
@@ -134,14 +147,16 @@ def train_member(
     member: int,
     log: Log = print,
 ) -> tuple[dict, list[dict]]:
-    """Train one member; return its best state dict and its per-epoch history."""
+    """Train one member with a plain loop and torch's optimisers.
+
+    The reference implementation of :func:`bnre.ensemble.fit_ensemble`, which trains
+    several members at once and must agree with it. Returns the member's best state
+    dict and its per-epoch history.
+    """
     seed = member_seed(config.seed, task.name, budget, member)
-    rng = np.random.default_rng(seed)
-    if budget > len(train):
-        raise ValueError(f"budget {budget} exceeds the training pool of {len(train)} pairs")
-    subset = rng.permutation(len(train))[:budget]
-    theta = torch.as_tensor(train.theta[np.sort(subset)])
-    x = torch.as_tensor(train.x[np.sort(subset)])
+    subset = member_subset(seed, len(train), budget)
+    theta = torch.as_tensor(train.theta[subset])
+    x = torch.as_tensor(train.x[subset])
     theta_val, x_val = torch.as_tensor(val.theta), torch.as_tensor(val.x)
 
     torch.manual_seed(seed)
@@ -151,13 +166,12 @@ def train_member(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.scheduler_factor, patience=config.scheduler_patience
     )
-    shuffle = torch.Generator().manual_seed(seed)
     lmbda = config.penalty
     best_loss, best_state, best_epoch = math.inf, copy.deepcopy(estimator.state_dict()), 0
     history: list[dict] = []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        order = torch.randperm(budget, generator=shuffle)
+        order = epoch_order(seed, epoch, budget)
         losses = []
         for a in range(0, budget, config.batch_size):
             index = order[a : a + config.batch_size]
@@ -207,14 +221,31 @@ def train_ensemble(
     model_path: str | os.PathLike,
     history_path: str | os.PathLike,
     log: Log = print,
+    checkpoint_path: str | os.PathLike | None = None,
+    provenance: dict | None = None,
 ) -> None:
-    """Train ``config.replicates`` members; write the model file and the history CSV."""
+    """Train ``config.replicates`` members together; write the model file and history CSV.
+
+    With ``checkpoint_path``, training state is saved there periodically and on SIGTERM
+    (then :class:`bnre.ensemble.Interrupted` is raised), a later call resumes from it,
+    and it is removed once the model file is written.
+    """
     task = get_task(task_name)
-    states, rows = [], []
-    for member in range(config.replicates):
-        state, history = train_member(task, config, train, val, budget, member, log)
-        states.append(state)
-        rows += history
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    seeds = [member_seed(config.seed, task_name, budget, k) for k in range(config.replicates)]
+    subsets = [member_subset(seed, len(train), budget) for seed in seeds]
+    estimators = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        estimators.append(build_estimator(task, config.hidden, config.activation))
+    fingerprint = config_fingerprint(
+        {"task": task_name, "budget": budget, "config": dataclasses.asdict(config), "n_train": len(train), "n_val": len(val)}
+    )
+    states, history = fit_ensemble(
+        task, estimators, seeds, subsets, train, val, config, checkpoint_path, fingerprint, log
+    )
+    rows = sorted(history, key=lambda r: (r["member"], r["epoch"]))
     with atomic_path(history_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -224,13 +255,16 @@ def train_ensemble(
         "task": task_name,
         "budget": budget,
         "config": dataclasses.asdict(config),
-        "member_seeds": [member_seed(config.seed, task_name, budget, k) for k in range(config.replicates)],
+        "member_seeds": seeds,
         "members": states,
         "version": __version__,
         "libraries": {"torch": str(torch.__version__), "numpy": np.__version__, "python": sys.version.split()[0]},
+        "provenance": provenance or {},
     }
     with atomic_path(model_path) as tmp:
         torch.save(payload, tmp)
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)
 
 
 def load_ensemble(path: str | os.PathLike, task: str | None = None) -> tuple[Task, list[RatioEstimator], dict]:

@@ -1,0 +1,174 @@
+"""Vectorised ensemble training: agreement with independent runs, optimiser, resume."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bnre.data import Pairs, write_pairs
+from bnre.ensemble import StackedAdamW, StackedPlateau, fit_ensemble
+from bnre.simulate import simulate_range
+from bnre.tasks import get_task
+from bnre.train import TrainConfig, build_estimator, member_seed, member_subset, train_member
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pairs(task, split, n):
+    return Pairs(*simulate_range(get_task(task), split, 1, 0, n), {"task": task})
+
+
+def test_vectorised_members_equal_independent_runs():
+    task = get_task("slcp")
+    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
+    # small scheduler patience and early-stopping patience exercise both per-member paths
+    config = TrainConfig(method="bnre", replicates=3, epochs=8, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=1)
+    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(3)]
+    estimators = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        estimators.append(build_estimator(task, config.hidden, config.activation))
+    subsets = [member_subset(s, len(train), 1000) for s in seeds]
+    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    for k in range(3):
+        ref_state, ref_history = train_member(task, config, train, val, 1000, k, log=lambda _: None)
+        mine = [h for h in history if h["member"] == k]
+        assert len(mine) == len(ref_history)
+        for a, b in zip(mine, ref_history):
+            assert a["epoch"] == b["epoch"]
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+            assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+        for name, value in ref_state.items():
+            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=1e-5), name
+    # the learning-rate schedules and stopping epochs actually differ between members
+    assert len({len([h for h in history if h["member"] == k]) for k in range(3)}) > 1 or len({h["lr"] for h in history}) > 1
+
+
+def test_stacked_adamw_equals_torch_adamw_per_member():
+    torch.manual_seed(0)
+    stacked = torch.randn(3, 4, 5, requires_grad=True)
+    singles = [stacked[k].detach().clone().requires_grad_() for k in range(3)]
+    lrs = [1e-3, 1e-2, 5e-2]
+    mine = StackedAdamW([stacked], torch.tensor(lrs, dtype=torch.float64), weight_decay=0.1)
+    theirs = [torch.optim.AdamW([p], lr=lr, weight_decay=0.1) for p, lr in zip(singles, lrs)]
+    target = torch.randn(4, 5)
+    for _ in range(20):
+        mine.zero_grad()
+        ((stacked - target) ** 3).sum().backward()
+        mine.step()
+        for p, opt in zip(singles, theirs):
+            opt.zero_grad()
+            ((p - target) ** 3).sum().backward()
+            opt.step()
+    for k in range(3):
+        assert torch.allclose(stacked[k], singles[k], atol=1e-6)
+
+
+def test_stacked_plateau_equals_torch_scheduler():
+    losses = [[1.0, 0.9, 0.9, 0.91, 0.95, 0.89, 0.89, 0.9, 0.9, 0.9], [1.0, 0.5, 0.4, 0.3, 0.3, 0.3, 0.3, 0.2, 0.2, 0.2]]
+    mine = StackedPlateau(2, factor=0.5, patience=2)
+    lr = torch.tensor([1e-3, 1e-3], dtype=torch.float64)
+    refs = []
+    for _ in range(2):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        refs.append((opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)))
+    for epoch in range(10):
+        lr = mine.step(torch.tensor([losses[0][epoch], losses[1][epoch]], dtype=torch.float64), lr)
+        for k, (opt, sched) in enumerate(refs):
+            sched.step(losses[k][epoch])
+            assert lr[k].item() == pytest.approx(opt.param_groups[0]["lr"])
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume")
+    task = get_task("gaussian")
+    for split, n in (("train", 4096), ("val", 1024)):
+        theta, x = simulate_range(task, split, 1, 0, n)
+        write_pairs(out / f"{split}.h5", theta, x, task="gaussian", split=split, seed=1, start=0, stop=n)
+    return out
+
+
+OPTIONS = '{"replicates": 2, "epochs": 12, "patience": 100, "hidden": [64, 64], "batch_size": 32, "checkpoint_seconds": 0}'
+
+
+def train_command(directory, name):
+    return [
+        sys.executable, "-m", "bnre", "--threads", "1", "train", "--task", "gaussian", "--method", "bnre",
+        "--budget", "4096", "--train", str(directory / "train.h5"), "--val", str(directory / "val.h5"),
+        "--options", OPTIONS, "--model", str(directory / f"{name}.pt"), "--history", str(directory / f"{name}.csv"),
+    ]
+
+
+def run(command):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def start(command):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_files):
+    result = run(train_command(data_files, "reference"))
+    assert result.returncode == 0, result.stderr
+    return torch.load(data_files / "reference.pt", weights_only=True)
+
+
+def wait_for_epochs(process, checkpoint: Path, epochs: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if checkpoint.exists():
+            try:
+                state = torch.load(checkpoint, weights_only=True)
+                if state["epoch"] > epochs:
+                    return
+            except Exception:  # being renamed into place
+                pass
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise TimeoutError("no checkpoint")
+
+
+def assert_same_model(a: dict, b: dict) -> None:
+    for sa, sb in zip(a["members"], b["members"]):
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_training_resumes_to_the_same_result(data_files, uninterrupted, sig):
+    name = f"killed_{sig.name}"
+    checkpoint = data_files / f"{name}.pt.checkpoint"
+    process = start(train_command(data_files, name))
+    wait_for_epochs(process, checkpoint, 3)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGTERM:
+        assert process.returncode == 143, stderr
+    assert checkpoint.exists() and not (data_files / f"{name}.pt").exists()
+    result = run(train_command(data_files, name))
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout
+    assert not checkpoint.exists()
+    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), uninterrupted)
+    history = np.genfromtxt(data_files / f"{name}.csv", delimiter=",", names=True)
+    reference = np.genfromtxt(data_files / "reference.csv", delimiter=",", names=True)
+    assert np.array_equal(history["val_loss"], reference["val_loss"])
+
+
+def test_model_records_provenance(uninterrupted):
+    assert uninterrupted["provenance"]["version"]
+    assert "train" in uninterrupted["provenance"]["argv"]
+    assert uninterrupted["config"]["checkpoint_seconds"] == 0
+    assert set(uninterrupted["libraries"]) >= {"torch", "numpy", "python"}
