@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .data import Pairs
@@ -52,11 +52,13 @@ def epoch_order(seed: int, epoch: int, n: int, device: torch.device | str = "cpu
 class StackedAdamW:
     r"""AdamW on stacked parameters (K, ...) with a learning rate per member.
 
-    Per member, with :math:`t` its step count:
+    Per member, with :math:`t` the step count:
     :math:`\phi \leftarrow \phi(1 - \eta w)`, :math:`m \leftarrow \beta_1 m + (1-\beta_1) g`,
     :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`,
-    :math:`\phi \leftarrow \phi - \eta \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}`
-    (the update of :class:`torch.optim.AdamW`).
+    :math:`\phi \leftarrow \phi - \eta \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}`.
+    The update is torch's fused AdamW kernel (the one of ``AdamW(fused=True)``), applied
+    once to the whole stacks when all members share a learning rate, else once per
+    distinct rate on the members' slices.
     """
 
     def __init__(
@@ -68,7 +70,7 @@ class StackedAdamW:
         eps: float = 1e-8,
     ):
         self.params = params
-        self.lr = lr  # (K,)
+        self.lr = lr  # (K,), float64
         self.weight_decay = weight_decay
         self.betas = betas
         self.eps = eps
@@ -79,22 +81,30 @@ class StackedAdamW:
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
-        beta1, beta2 = self.betas
-        correction1 = 1 - beta1**self.step_count
-        correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
         grads = [p.grad for p in self.params]
-        shape = lambda p: (-1,) + (1,) * (p.dim() - 1)  # noqa: E731
-        lrs = [self.lr.to(p.dtype).view(shape(p)) for p in self.params]
-        torch._foreach_mul_(self.params, [1 - lr * self.weight_decay for lr in lrs])
-        torch._foreach_lerp_(self.m, grads, 1 - beta1)
-        torch._foreach_mul_(self.v, beta2)
-        torch._foreach_addcmul_(self.v, grads, grads, 1 - beta2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, correction2_sqrt)
-        torch._foreach_add_(denom, self.eps)
-        updates = torch._foreach_div(self.m, denom)
-        torch._foreach_mul_(updates, [lr / correction1 for lr in lrs])
-        torch._foreach_sub_(self.params, updates)
+        steps = torch.tensor(float(self.step_count), device=self.params[0].device)
+        rates = self.lr.tolist()
+        if len(set(rates)) == 1:
+            groups = [(rates[0], None)]
+        else:
+            groups = [(rate, [k for k, r in enumerate(rates) if r == rate]) for rate in sorted(set(rates))]
+        for rate, rows in groups:
+            if rows is None:
+                tensors = (self.params, grads, self.m, self.v)
+            else:
+                tensors = tuple([t[k] for t in group for k in rows] for group in (self.params, grads, self.m, self.v))
+            torch._fused_adamw_(
+                *tensors,
+                [],
+                [steps] * len(tensors[0]),
+                lr=rate,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                weight_decay=self.weight_decay,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -102,7 +112,7 @@ class StackedAdamW:
 
     def select(self, keep: Tensor) -> None:
         """Keep only the members ``keep`` (indices into the stack)."""
-        self.lr = self.lr[keep]
+        self.lr = self.lr[keep.to(self.lr.device)]
         self.m = [m[keep] for m in self.m]
         self.v = [v[keep] for v in self.v]
 
@@ -130,9 +140,9 @@ class StackedPlateau:
         self.bad_epochs = torch.where(better, 0, self.bad_epochs + 1)
         reduce = self.bad_epochs > self.patience
         new_lr = lr * self.factor
-        reduce &= (lr - new_lr).cpu().double() > self.eps
+        reduce &= (lr - new_lr) > self.eps
         self.bad_epochs = torch.where(reduce, 0, self.bad_epochs)
-        return torch.where(reduce.to(lr.device), new_lr, lr)
+        return torch.where(reduce, new_lr, lr)
 
     def select(self, keep: Tensor) -> None:
         self.best, self.bad_epochs = self.best[keep.cpu()], self.bad_epochs[keep.cpu()]
@@ -142,6 +152,54 @@ class StackedPlateau:
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class StackedMLP:
+    r"""Fast path for estimators without a learned embedding: the head as batched matmuls.
+
+    With weights stored as (K, in, out), layer :math:`l` is
+    ``h = act(bmm(h, W_l) + b_l)``; this avoids the transposed batched matmul that
+    ``vmap`` over :class:`torch.nn.Linear` produces, which is slow on CPU.
+    """
+
+    def __init__(self, estimator: RatioEstimator):
+        self.preprocess = estimator.preprocess
+        self.linears = [f"head.{i}" for i, m in enumerate(estimator.head) if isinstance(m, nn.Linear)]
+        activations = [m for m in estimator.head if not isinstance(m, nn.Linear)]
+        self.activation = activations[0] if activations else nn.Identity()
+
+    @staticmethod
+    def applies(estimator: RatioEstimator) -> bool:
+        plain = isinstance(estimator.embedding, nn.Flatten) and not any(
+            True for _ in estimator.preprocess.parameters()
+        )
+        return plain and all(isinstance(m, nn.Linear) or not any(True for _ in m.parameters()) for m in estimator.head)
+
+    def to_fast(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = dict(params)
+        for name in self.linears:
+            out[f"{name}.weight"] = params[f"{name}.weight"].detach().transpose(1, 2).contiguous().requires_grad_()
+            out[f"{name}.bias"] = params[f"{name}.bias"].detach()[:, None, :].contiguous().requires_grad_()
+        return out
+
+    def member(self, params: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+        """Row ``i`` of the stack in :class:`torch.nn.Linear`'s layout."""
+        out = {n: t[i].detach() for n, t in params.items()}
+        for name in self.linears:
+            out[f"{name}.weight"] = out[f"{name}.weight"].transpose(0, 1).contiguous()
+            out[f"{name}.bias"] = out[f"{name}.bias"][0]
+        return out
+
+    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor) -> Tensor:
+        theta = (theta - buffers["theta_shift"][:, None]) / buffers["theta_scale"][:, None]
+        x = (self.preprocess(x) - buffers["x_mean"][:, None]) / buffers["x_std"][:, None]
+        h = torch.cat([theta, x.flatten(2)], dim=-1)
+        last = len(self.linears) - 1
+        for i, name in enumerate(self.linears):
+            h = torch.bmm(h, params[f"{name}.weight"]) + params[f"{name}.bias"]
+            if i < last:
+                h = self.activation(h)
+        return h.squeeze(-1)
 
 
 class Interrupted(Exception):
@@ -196,13 +254,23 @@ def fit_ensemble(
     names = list(params)
     lmbda = config.penalty
 
-    def forward(p: dict, b: dict, theta: Tensor, x: Tensor) -> Tensor:
-        return functional_call(base, (p, b), (theta, x))
+    if StackedMLP.applies(estimators[0]):
+        fast = StackedMLP(estimators[0])
+        params = fast.to_fast(params)
+        batched = fast
+        unstack = fast.member
+    else:
 
-    batched = vmap(forward)
+        def forward(p: dict, b: dict, theta: Tensor, x: Tensor) -> Tensor:
+            return functional_call(base, (p, b), (theta, x))
+
+        batched = vmap(forward)
+
+        def unstack(p: dict, i: int) -> dict:
+            return {n: t[i].detach() for n, t in p.items()}
     optimizer = StackedAdamW(
         list(params.values()),
-        torch.full((k_total,), config.lr, dtype=torch.float64, device=device),
+        torch.full((k_total,), config.lr, dtype=torch.float64),
         weight_decay=config.weight_decay,
     )
     scheduler = StackedPlateau(k_total, config.scheduler_factor, config.scheduler_patience)
@@ -217,7 +285,7 @@ def fit_ensemble(
 
     def member_state(i: int) -> dict:
         """State dict of stack row ``i`` as a plain RatioEstimator's."""
-        state = {n: params[n][i].detach().cpu().clone() for n in names}
+        state = {n: t.cpu().clone() for n, t in unstack(params, i).items()}
         state.update({n: t[i].detach().cpu().clone() for n, t in buffers.items()})
         return state
 
@@ -252,7 +320,7 @@ def fit_ensemble(
             opt = state["optimizer"]
             optimizer.params = list(params.values())
             optimizer.load_state_dict(
-                {"lr": opt["lr"].to(device), "step_count": opt["step_count"],
+                {"lr": opt["lr"], "step_count": opt["step_count"],
                  "m": [t.to(device) for t in opt["m"]], "v": [t.to(device) for t in opt["v"]]}
             )
             scheduler.load_state_dict(state["scheduler"])
@@ -306,7 +374,7 @@ def fit_ensemble(
             train_loss = running[: len(active)] / steps_per_epoch
             val_loss, val_balancing = validate_stacked(batched, params, buffers, theta_val, x_val, lmbda)
             lr_used = optimizer.lr.clone()
-            optimizer.lr = scheduler.step(val_loss.double().cpu(), optimizer.lr.cpu()).to(device)
+            optimizer.lr = scheduler.step(val_loss.double().cpu(), optimizer.lr)
             seconds = time.perf_counter() - epoch_start
             stop = []
             for i, member in enumerate(active):
@@ -335,7 +403,7 @@ def fit_ensemble(
                 params = {n: t.detach()[keep.to(device)].requires_grad_() for n, t in params.items()}
                 buffers = {n: t[keep.to(device)] for n, t in buffers.items()}
                 optimizer.params = list(params.values())
-                optimizer.select(keep.to(device))
+                optimizer.select(keep.to(device))  # lr stays on the CPU
                 scheduler.select(keep)
                 subset_index = subset_index[keep.to(device)]
             epoch, step = epoch + 1, 0
