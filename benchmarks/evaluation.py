@@ -50,7 +50,7 @@ def slcp_networks():
     ours.theta_scale.fill_(1.0)
     theirs = lampe.inference.NRE(2, 8, hidden_features=[256] * 6, activation=nn.SELU).eval()
     linears = [m for m in ours.head if isinstance(m, nn.Linear)]
-    their_linears = [m for m in theirs.net if isinstance(m, nn.Linear)]
+    their_linears = [m for m in theirs.net if hasattr(m, "weight")]  # zuko.nn.Linear
     assert len(linears) == len(their_linears)
     for a, b in zip(linears, their_linears):
         b.weight.data.copy_(a.weight.data)

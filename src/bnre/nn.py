@@ -37,6 +37,16 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+def _inplace(activation: nn.Module, h: Tensor) -> Tensor:
+    """Apply an activation that supports ``inplace`` in place."""
+    inplace = activation.inplace
+    activation.inplace = True
+    try:
+        return activation(h)
+    finally:
+        activation.inplace = inplace
+
+
 class RatioEstimator(nn.Module):
     r"""Classifier logit :math:`\log \hat r(\theta, x)`.
 
@@ -84,7 +94,13 @@ class RatioEstimator(nn.Module):
         shape = torch.broadcast_shapes(theta.shape[:-1], embedding.shape[:-1])
         theta = theta.expand(*shape, theta.shape[-1])
         embedding = embedding.expand(*shape, embedding.shape[-1])
-        return self.head(torch.cat([theta, embedding], dim=-1)).squeeze(-1)
+        h = torch.cat([theta, embedding], dim=-1)
+        if torch.is_grad_enabled():
+            return self.head(h).squeeze(-1)
+        # inference: activations in place, saving one allocation and pass per layer
+        for layer in self.head:
+            h = layer(h) if isinstance(layer, nn.Linear) or not hasattr(layer, "inplace") else _inplace(layer, h)
+        return h.squeeze(-1)
 
     def forward(self, theta: Tensor, x: Tensor) -> Tensor:
         r""":math:`\log \hat r(\theta, x)` for paired batches ``theta`` (N, D), ``x`` (N, ...)."""
