@@ -54,3 +54,20 @@ def test_large_logits_are_finite():
 def test_marginal_theta_rolls_by_one():
     theta = torch.arange(6.0).reshape(3, 2)
     assert torch.equal(marginal_theta(theta), theta[[2, 0, 1]])
+
+
+def test_bnre_loss_equals_lampe_bnreloss():
+    import lampe  # the peer implementation, part of the test extra
+
+    class Fixed(torch.nn.Module):
+        """A 'network' returning given logits for (theta, theta') stacked as lampe does."""
+
+        def forward(self, theta, x):
+            return theta[..., 0]
+
+    theta = torch.randn(16, 1)
+    lampe_loss = lampe.inference.BNRELoss(Fixed(), lmbda=100.0)(theta, torch.zeros(16, 3))
+    ours = bnre_loss(theta[:, 0], torch.roll(theta, 1, dims=0)[:, 0], 100.0)
+    assert ours.item() == pytest.approx(lampe_loss.item(), rel=1e-6)
+    nre = lampe.inference.NRELoss(Fixed())(theta, torch.zeros(16, 3))
+    assert nre_loss(theta[:, 0], torch.roll(theta, 1, dims=0)[:, 0]).item() == pytest.approx(nre.item(), rel=1e-6)

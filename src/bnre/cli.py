@@ -154,6 +154,25 @@ class LazyChoices:
         return iter(self.names())
 
 
+def cmd_training_figures(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import figures
+
+    tables = []
+    for path in args.histories:
+        parts = Path(path).parts  # models/{task}/{method}/{budget}.history.csv
+        table = pd.read_csv(path)
+        table.insert(0, "task", parts[-3])
+        table.insert(1, "method", parts[-2])
+        table.insert(2, "budget", int(Path(path).name.split(".")[0]))
+        tables.append(table)
+    histories = pd.concat(tables, ignore_index=True)
+    for task in sorted(histories.task.unique()):
+        figures.training_curves(histories, task, Path(args.outdir) / f"training_{task}", tuple(args.formats))
+    log(f"training curves -> {args.outdir}")
+
+
 def parser() -> argparse.ArgumentParser:
     TASKS = LazyChoices(".tasks", "TASKS", sort=True)
     SPLITS = LazyChoices(".simulate", "SPLITS")
@@ -212,6 +231,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--outdir", required=True)
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.set_defaults(run=cmd_figures)
+
+    s = sub.add_parser("training-figures", help="draw validation-loss curves from training histories")
+    s.add_argument("--outdir", required=True)
+    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.add_argument("histories", nargs="+", help="models/{task}/{method}/{budget}.history.csv files")
+    s.set_defaults(run=cmd_training_figures)
     return p
 
 

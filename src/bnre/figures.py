@@ -100,3 +100,25 @@ def metric_vs_budget(
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="prior"))
     axes[0, -1].legend(handles=handles, fontsize=7)
     return _save(fig, stem, formats)
+
+
+def training_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
+    """Validation loss vs epoch, one panel per budget, one line per member, NRE vs BNRE.
+
+    ``histories`` holds the per-epoch CSVs of the training jobs with added ``task``,
+    ``method`` and ``budget`` columns.
+    """
+    data = histories[histories.task == task]
+    budgets = sorted(data.budget.unique())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.2), squeeze=False, layout="constrained")
+    for ax, budget in zip(axes[0], budgets):
+        for method, color in PALETTE.items():
+            sub = data[(data.budget == budget) & (data.method == method)]
+            for _, member in sub.groupby("member"):
+                ax.plot(member.epoch, member.val_loss, color=color, linewidth=0.9, alpha=0.8)
+        ax.set_title(f"{task}, budget {budget}")
+        ax.set_xlabel("epoch")
+    axes[0, 0].set_ylabel("validation loss")
+    handles = [plt.Line2D([], [], color=c, label=LABELS[m]) for m, c in PALETTE.items()]
+    axes[0, -1].legend(handles=handles, fontsize=7)
+    return _save(fig, stem, formats)
