@@ -39,8 +39,15 @@ def timeit(fn: Callable[[], object], min_seconds: float = 1.0, repeats: int = 3)
 
 def matmul_peak(n: int = 2048) -> float:
     """Float32 matrix-multiply throughput of this machine, GFLOP/s (best of a few runs)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = timeit(lambda: a @ b, min_seconds=0.5)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+
+    def product() -> None:
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = timeit(product, min_seconds=0.5)
     return 2 * n**3 / seconds / 1e9
 
 

@@ -71,27 +71,39 @@ def bench_coverage(pairs: int = 24) -> float:
 
     test = list(zip(torch.as_tensor(theta), torch.as_tensor(x)))
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ours, theirs = ours.to(device), theirs.to(device)
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     start = time.perf_counter()
     with torch.no_grad():
-        their_ranks, _ = expected_coverage_ni(log_p, test, (lower, upper), bins=BINS)
+        their_ranks, _ = expected_coverage_ni(log_p, test, (lower, upper), bins=BINS, device=device)
+    sync()
     lampe_s = time.perf_counter() - start
 
     ranks_only = evaluate_s = float("inf")
     for _ in range(2):
         start = time.perf_counter()
-        our_ranks = coverage_ranks(task, [ours], theta, x, BINS)
+        our_ranks = coverage_ranks(task, [ours], theta, x, BINS, device)
+        sync()
         ranks_only = min(ranks_only, time.perf_counter() - start)
         start = time.perf_counter()
-        evaluate(task, [ours], theta, x, BINS)
+        evaluate(task, [ours], theta, x, BINS, device)
+        sync()
         evaluate_s = min(evaluate_s, time.perf_counter() - start)
 
-    # lampe returns sorted ranks with 0 and 1 appended
-    agree = np.allclose(np.sort(our_ranks[0].numpy()), their_ranks[1:-1].numpy(), atol=1e-4)
+    # lampe returns sorted ranks with 0 and 1 appended. Float rounding of the densities
+    # (different batch shapes) can flip cells of almost equal density: allow 2e-3.
+    difference = np.abs(np.sort(our_ranks[0].numpy()) - their_ranks[1:-1].numpy()).max()
+    agree = difference < 2e-3
     cells = len(grid(task.lower, task.upper, BINS)[0])
     flops = mlp_flops_per_row(ours) * (cells + 1) * pairs
     peak = matmul_peak()
     print(f"device: {device_name()}; float32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"SLCP, {BINS}^2 cells, 6x256 SELU MLP, {pairs} pairs; ranks agree with lampe: {agree}")
+    print(f"SLCP, {BINS}^2 cells, 6x256 SELU MLP, {pairs} pairs; max |rank difference| with lampe {difference:.1e}")
     for name, seconds in (("lampe expected_coverage_ni", lampe_s), ("bnre coverage_ranks", ranks_only), ("bnre evaluate (all diagnostics)", evaluate_s)):
         gflops = flops / seconds / 1e9
         print(f"  {name:34s} {pairs / seconds:7.1f} pairs/s  {gflops:6.1f} GFLOP/s  {gflops / peak:5.1%} of peak")
@@ -102,21 +114,27 @@ def bench_coverage(pairs: int = 24) -> float:
 
 def bench_cnn(pairs: int = 2, bins: int = 30) -> float:
     task = get_task("lotka_volterra")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    estimator = build_estimator(task, [256] * 3, "SELU").eval()
+    estimator = build_estimator(task, [256] * 3, "SELU").eval().to(device)
     theta, x = simulate_range(task, "test", 1, 0, 32)
     cells, _ = grid(task.lower, task.upper, bins)
+    cells = cells.to(device)
 
     start = time.perf_counter()
-    coverage_ranks(task, [estimator], theta, x, bins)
+    coverage_ranks(task, [estimator], theta, x, bins, device)
+    if device == "cuda":
+        torch.cuda.synchronize()
     split_per_pair = (time.perf_counter() - start) / len(theta)
 
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(pairs):
-            xi = torch.as_tensor(x[i]).expand(len(cells), *x.shape[1:])
+            xi = torch.as_tensor(x[i], device=device).expand(len(cells), *x.shape[1:])
             for chunk in range(0, len(cells), 256):
                 estimator(cells[chunk : chunk + 256], xi[chunk : chunk + 256])
+    if device == "cuda":
+        torch.cuda.synchronize()
     full_per_pair = (time.perf_counter() - start) / pairs
     print(f"Lotka-Volterra CNN, {bins}^2 cells: split {1 / split_per_pair:.1f} pairs/s, full network per cell {1 / full_per_pair:.3f} pairs/s")
     return full_per_pair / split_per_pair

@@ -8,7 +8,7 @@ SLCP, the paper's 6×256 SELU MLP, batch 128, 2^14 training pairs, BNRE (λ = 10
 three train the same architecture on the same data for the same number of epochs:
 
 * bnre ``fit_ensemble`` with K members stacked (one process, vmap over members);
-* (a) K sequential runs of bnre's plain single-member trainer ``train_member``;
+* (a) K sequential single-member runs of the same trainer (``replicates = 1``);
 * (b) the loop a user writes with lampe: ``NRE`` + ``BNRELoss`` + ``AdamW``, K times.
 
 Throughput is pairs·members per second of whole training calls: bnre's two trainers
@@ -34,7 +34,7 @@ from bnre.data import Pairs
 from bnre.ensemble import fit_ensemble
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.train import TrainConfig, build_estimator, member_seed, member_subset, train_member
+from bnre.train import TrainConfig, build_estimator, member_seed, member_subset
 
 BUDGET = 2**14
 HIDDEN = [256] * 6
@@ -45,25 +45,40 @@ def forward_flops_per_pair() -> int:
     return sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
 
 
-def lampe_loop(train: Pairs, epochs: int, seed: int) -> float:
-    """Seconds of a plain lampe training loop (one member)."""
+def lampe_loop(train: Pairs, epochs: int, seed: int, device: str) -> float:
+    """Seconds of a plain lampe training loop (one member), data on the device."""
     import lampe
 
     torch.manual_seed(seed)
-    estimator = lampe.inference.NRE(2, 8, hidden_features=HIDDEN, activation=nn.SELU)
+    estimator = lampe.inference.NRE(2, 8, hidden_features=HIDDEN, activation=nn.SELU).to(device)
     loss_fn = lampe.inference.BNRELoss(estimator, lmbda=100.0)
     optimizer = torch.optim.AdamW(estimator.parameters(), lr=1e-3)
-    theta = torch.as_tensor(train.theta[:BUDGET])
-    x = torch.as_tensor(train.x[:BUDGET])
+    theta = torch.as_tensor(train.theta[:BUDGET], device=device)
+    x = torch.as_tensor(train.x[:BUDGET], device=device)
     start = time.perf_counter()
     for _ in range(epochs):
-        order = torch.randperm(BUDGET)
+        order = torch.randperm(BUDGET, device=device)
         for a in range(0, BUDGET, 128):
             i = order[a : a + 128]
             loss = loss_fn(theta[i], x[i])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def bnre_run(task, train: Pairs, val: Pairs, config: TrainConfig, members: list[int]) -> float:
+    """Seconds of one ``fit_ensemble`` call training ``members`` together."""
+    seeds = [member_seed(0, "slcp", BUDGET, m) for m in members]
+    subsets = [member_subset(s, BUDGET, BUDGET) for s in seeds]
+    estimators = []
+    for s in seeds:
+        torch.manual_seed(s)
+        estimators.append(build_estimator(task, HIDDEN, "SELU"))
+    start = time.perf_counter()
+    fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
     return time.perf_counter() - start
 
 
@@ -77,37 +92,23 @@ def main() -> None:
     task = get_task("slcp")
     train = Pairs(*simulate_range(task, "train", 1, 0, BUDGET), {"task": "slcp"})
     val = Pairs(*simulate_range(task, "val", 1, 0, 1024), {"task": "slcp"})
-    config = TrainConfig(method="bnre", replicates=k, epochs=epochs, patience=10**6, hidden=HIDDEN, batch_size=128, device="cpu" if not torch.cuda.is_available() else "auto")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = TrainConfig(method="bnre", replicates=k, epochs=epochs, patience=10**6, hidden=HIDDEN, batch_size=128, device=device)
     pairs_members = BUDGET * epochs * k
     peak = matmul_peak()
 
-    seeds = [member_seed(0, "slcp", BUDGET, m) for m in range(k)]
-    subsets = [member_subset(s, BUDGET, BUDGET) for s in seeds]
-    estimators = []
-    for s in seeds:
-        torch.manual_seed(s)
-        estimators.append(build_estimator(task, HIDDEN, "SELU"))
-    start = time.perf_counter()
-    _, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
-    ours = time.perf_counter() - start
-
-    single = TrainConfig(**{**config.__dict__, "replicates": 1})
-    start = time.perf_counter()
-    for m in range(k):
-        train_member(task, single, train, val, BUDGET, m, log=lambda _: None)
-    sequential = time.perf_counter() - start
-
-    start = time.perf_counter()
-    for m in range(k):
-        lampe_loop(train, epochs, m)
-    lampe_s = time.perf_counter() - start
+    bnre_run(task, train, val, TrainConfig(**{**config.__dict__, "epochs": 1}), [0])  # warm-up
+    ours = bnre_run(task, train, val, config, list(range(k)))
+    sequential = sum(bnre_run(task, train, val, config, [m]) for m in range(k))
+    lampe_loop(train, 1, 0, device)  # warm-up
+    lampe_s = sum(lampe_loop(train, epochs, m, device) for m in range(k))
 
     flops = 3 * 2 * forward_flops_per_pair() * pairs_members  # 2 rows (joint, marginal) per pair
     print(f"device: {device_name()}; float32 matmul peak {peak:.0f} GFLOP/s")
     print(f"SLCP, 6x256 SELU, batch 128, {BUDGET} pairs, {epochs} epochs, K={k}")
     rows = (
         ("bnre vectorised ensemble", ours),
-        ("(a) K x bnre single-member", sequential),
+        ("(a) K x bnre with one member", sequential),
         ("(b) K x lampe NRE+BNRELoss loop", lampe_s),
     )
     for name, seconds in rows:

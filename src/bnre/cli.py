@@ -97,7 +97,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
     theta, x = test.theta[: args.pairs], test.x[: args.pairs]
     log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {args.bins} bins per dimension")
-    tables = evaluate(task, members, theta, x, args.bins)
+    from .ensemble import pick_device
+
+    device = pick_device(args.device)
+    tables = evaluate(task, members, theta, x, args.bins, device=str(device))
     keys = dict(task=task.name, method=meta["config"]["method"], budget=meta["budget"])
     for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
         for i, (k, v) in enumerate(keys.items()):
@@ -218,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", required=True)
     s.add_argument("--coverage", required=True)
     s.add_argument("--ranks", required=True)
+    s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     s.set_defaults(run=cmd_evaluate)
 
     s = sub.add_parser("aggregate", help="concatenate tidy tables")

@@ -111,7 +111,8 @@ def hdr_sizes(mass: Tensor, levels: np.ndarray) -> Tensor:
     (N, G); returns (N, L).
     """
     cumulative = torch.sort(mass, dim=-1, descending=True).values.cumsum(dim=-1)
-    target = torch.as_tensor(np.asarray(levels), dtype=torch.float64).expand(len(mass), -1).contiguous()
+    target = torch.as_tensor(np.asarray(levels), dtype=torch.float64, device=mass.device)
+    target = target.expand(len(mass), -1).contiguous()
     # cells needed: first index whose cumulative mass reaches the level, plus one
     count = torch.searchsorted(cumulative, target - 1e-12, right=False) + 1
     count = torch.where(target > 0, count.clamp_max(mass.shape[-1]), torch.zeros_like(count))

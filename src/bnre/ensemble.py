@@ -77,12 +77,13 @@ class StackedAdamW:
         self.step_count = 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
+        self._steps = torch.zeros((), device=params[0].device)
 
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
         grads = [p.grad for p in self.params]
-        steps = torch.tensor(float(self.step_count), device=self.params[0].device)
+        steps = self._steps.fill_(float(self.step_count))
         rates = self.lr.tolist()
         if len(set(rates)) == 1:
             groups = [(rates[0], None)]
@@ -280,7 +281,7 @@ def fit_ensemble(
     best_states: list[dict] = [{} for _ in range(k_total)]
     history: list[dict] = []
     epoch, step = 1, 0
-    running = torch.zeros(k_total, dtype=torch.float64)
+    running = torch.zeros(k_total, dtype=torch.float64, device=device)
     elapsed_before = 0.0
 
     def member_state(i: int) -> dict:
@@ -303,7 +304,7 @@ def fit_ensemble(
             "best_epoch": best_epoch,
             "best_states": best_states,
             "history": history,
-            "running": running,
+            "running": running.cpu(),
             "elapsed": elapsed_before + time.perf_counter() - started,
         }
         with atomic_path(path) as tmp:
@@ -326,7 +327,7 @@ def fit_ensemble(
             scheduler.load_state_dict(state["scheduler"])
             best_loss, best_epoch = state["best_loss"], state["best_epoch"]
             best_states, history = state["best_states"], state["history"]
-            running, elapsed_before = state["running"], state["elapsed"]
+            running, elapsed_before = state["running"].to(device), state["elapsed"]
             subset_index = subset_index[active]
             log(f"resumed from {checkpoint} at epoch {epoch}, step {step}, members {active}")
 
@@ -361,7 +362,7 @@ def fit_ensemble(
                 optimizer.zero_grad()
                 loss.sum().backward()
                 optimizer.step()
-                running[: len(active)] += loss.detach().double().cpu()
+                running[: len(active)] += loss.detach().double()
                 step += 1
                 if terminate["flag"]:
                     save(checkpoint)
@@ -371,7 +372,7 @@ def fit_ensemble(
                     total = config.epochs * steps_per_epoch
                     rate = done / max(time.perf_counter() - started + elapsed_before, 1e-9)
                     sys.stderr.write(f"\repoch {epoch}/{config.epochs} step {step}/{steps_per_epoch} ETA ≤ {(total - done) / rate:6.0f}s ")
-            train_loss = running[: len(active)] / steps_per_epoch
+            train_loss = running[: len(active)].cpu() / steps_per_epoch
             val_loss, val_balancing = validate_stacked(batched, params, buffers, theta_val, x_val, lmbda)
             lr_used = optimizer.lr.clone()
             optimizer.lr = scheduler.step(val_loss.double().cpu(), optimizer.lr)
@@ -407,7 +408,7 @@ def fit_ensemble(
                 scheduler.select(keep)
                 subset_index = subset_index[keep.to(device)]
             epoch, step = epoch + 1, 0
-            running = torch.zeros(k_total, dtype=torch.float64)
+            running = torch.zeros(k_total, dtype=torch.float64, device=device)
             if checkpoint is not None and time.perf_counter() - last_save >= config.checkpoint_seconds:
                 save(checkpoint)
                 last_save = time.perf_counter()

@@ -52,6 +52,9 @@ HDR_LEVELS = (0.5, 0.9, 0.95)
 #: to stay in cache (2^13 rows of 256 floats = 8 MiB); larger batches are slower on CPU.
 GRID_BATCH = 2**13
 
+#: On a GPU, larger batches keep the device busy.
+GRID_BATCH_CUDA = 2**20
+
 
 class Estimators:
     r"""The members of an ensemble and the ensemble itself, evaluated together.
@@ -62,7 +65,8 @@ class Estimators:
     """
 
     def __init__(self, members: Sequence[RatioEstimator], x: Tensor):
-        self.members = list(members)
+        self.members = [m.to(x.device) for m in members]
+        self.rows = GRID_BATCH_CUDA if x.device.type == "cuda" else GRID_BATCH
         self.embeddings = torch.stack([m.embed(x) for m in self.members])  # (K, N, E)
         self.names = [str(k) for k in range(len(self.members))]
         if len(self.members) > 1:
@@ -71,7 +75,7 @@ class Estimators:
     def log_ratio(self, theta: Tensor, rows: slice) -> Tensor:
         """Log-ratios (K [+ 1], n, G) of observations ``rows`` at ``theta`` (n or 1, G, D)."""
         n = rows.stop - rows.start
-        step = max(1, GRID_BATCH // n)
+        step = max(1, self.rows // n)
         log_r = torch.stack(
             [
                 torch.cat(
@@ -95,18 +99,21 @@ def grid_batches(n: int, cells: int, rows: int = GRID_BATCH) -> Iterator[slice]:
 
 
 @torch.no_grad()
-def coverage_ranks(task: Task, members: Sequence[RatioEstimator], theta: np.ndarray, x: np.ndarray, bins: int) -> Tensor:
+def coverage_ranks(
+    task: Task, members: Sequence[RatioEstimator], theta: np.ndarray, x: np.ndarray, bins: int, device: str = "cpu"
+) -> Tensor:
     """Grid ranks of ``theta`` (N, D) for every estimator: (K [+ 1], N)."""
-    theta_t = torch.as_tensor(theta)
+    theta_t = torch.as_tensor(theta, device=device)
     cells, _ = grid(task.lower, task.upper, bins)
-    estimators = Estimators(members, torch.as_tensor(x))
+    cells = cells.to(device)
+    estimators = Estimators(members, torch.as_tensor(x, device=device))
     log_true = estimators.log_ratio(theta_t[:, None], slice(0, len(theta_t)))[..., 0]
     out = []
-    for rows in grid_batches(len(theta_t), len(cells)):
+    for rows in grid_batches(len(theta_t), len(cells), estimators.rows):
         log_grid = estimators.log_ratio(cells[None], rows)
         k = len(log_grid)
         out.append(ranks(log_grid.reshape(-1, len(cells)), log_true[:, rows].reshape(-1)).reshape(k, -1))
-    return torch.cat(out, dim=1)
+    return torch.cat(out, dim=1).cpu()
 
 
 @torch.no_grad()
@@ -116,6 +123,7 @@ def evaluate(
     theta: np.ndarray,
     x: np.ndarray,
     bins: int,
+    device: str = "cpu",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Evaluate members and their ensemble on test pairs.
 
@@ -124,11 +132,12 @@ def evaluate(
     ``upper``, mean ``hdr_size``) and per-pair ranks (replicate, pair, rank,
     log_posterior). ``replicate`` is a member index or ``ensemble``.
     """
-    theta_t = torch.as_tensor(theta)
+    theta_t = torch.as_tensor(theta, device=device)
     n = len(theta_t)
     cells, log_volume = grid(task.lower, task.upper, bins)
+    cells = cells.to(device)
     log_prior = -task.prior.log_volume
-    estimators = Estimators(members, torch.as_tensor(x))
+    estimators = Estimators(members, torch.as_tensor(x, device=device))
     everything = slice(0, n)
 
     log_r_true = estimators.log_ratio(theta_t[:, None], everything)[..., 0]  # (E, N)
@@ -137,7 +146,7 @@ def evaluate(
     k = len(log_r_true)
 
     parts: dict[str, list[Tensor]] = {"rank": [], "log_z": [], "hdr": [], "mean": [], "var": []}
-    for rows in grid_batches(n, len(cells)):
+    for rows in grid_batches(n, len(cells), estimators.rows):
         log_grid = (estimators.log_ratio(cells[None], rows) + log_prior).reshape(-1, len(cells))
         mass = cell_mass(log_grid)
         mean, variance = grid_moments(mass, cells)
@@ -152,12 +161,13 @@ def evaluate(
             parts[key].append(value.reshape(k, -1, *value.shape[1:]))
     rank, log_z, hdr, mean, variance = (torch.cat(parts[key], dim=1) for key in parts)
 
-    log_post = log_post_unnorm - log_z - log_volume
-    balancing = torch.sigmoid(log_r_true).mean(dim=1) + torch.sigmoid(log_r_marg).mean(dim=1)
-    hdr = hdr.mean(dim=1).numpy()  # (E, L)
-    error = mean - theta_t.double()  # (E, N, D)
-    posterior_std = variance.sqrt().mean(dim=1)  # (E, D)
-    rank = rank.numpy()
+    log_post = (log_post_unnorm - log_z - log_volume).cpu()
+    log_post_unnorm = log_post_unnorm.cpu()
+    balancing = (torch.sigmoid(log_r_true).mean(dim=1) + torch.sigmoid(log_r_marg).mean(dim=1)).cpu()
+    hdr = hdr.mean(dim=1).cpu().numpy()  # (E, L)
+    error = (mean - theta_t.double()).cpu()  # (E, N, D)
+    posterior_std = variance.sqrt().mean(dim=1).cpu()  # (E, D)
+    rank = rank.cpu().numpy()
 
     metrics, curves, pairs = [], [], []
     names = estimators.names if k > 1 else ["0"]
