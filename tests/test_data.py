@@ -80,3 +80,11 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         write_pairs(tmp_path / "bad.h5", np.zeros((3, 2)), np.zeros((4, 2)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_shapes_are_refused(tmp_path):
+    write_block(tmp_path / "slcp.h5", 0, 10)
+    with pytest.raises(ValueError, match=r"x has shape \(10, 8\), expected \(N, 2\)"):
+        read_pairs(tmp_path / "slcp.h5", x_shape=(2,))
+    with pytest.raises(ValueError, match=r"theta has shape \(10, 2\), expected \(N, 3\)"):
+        read_pairs(tmp_path / "slcp.h5", theta_dim=3)

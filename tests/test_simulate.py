@@ -71,3 +71,16 @@ def test_non_finite_simulations_are_refused_with_their_parameters():
 
     with pytest.raises(FloatingPointError, match="non-finite observations.*theta="):
         simulate_range(Broken(), "train", 1, 0, 100)
+
+
+def test_raising_simulator_names_the_parameters():
+    task = get_task("gaussian")
+
+    class Raising(type(task)):
+        def simulate(self, theta, rng):
+            if np.any(theta[:, 0] > 0.9):
+                raise ArithmeticError("boom")
+            return super().simulate(theta, rng)
+
+    with pytest.raises(RuntimeError, match=r"failed on chunk 0 of split 'train' \(ArithmeticError\('boom'\)\); it fails alone at theta=\[0\.9"):
+        simulate_range(Raising(), "train", 1, 0, 100)

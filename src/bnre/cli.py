@@ -40,7 +40,24 @@ def provenance() -> dict:
             commit = result.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"version": __version__, "git_commit": commit, "argv": sys.argv}
+    import platform
+
+    import numpy
+
+    libraries = {"python": platform.python_version(), "numpy": numpy.__version__}
+    for name in ("torch", "h5py", "pandas"):
+        module = sys.modules.get(name)
+        if module is not None:
+            libraries[name] = str(module.__version__)
+    return {"version": __version__, "git_commit": commit, "argv": sys.argv, "libraries": libraries}
+
+
+def task_shapes(name: str) -> dict:
+    """The parameter and observation shapes files of task ``name`` must have."""
+    from .tasks import get_task
+
+    task = get_task(name)
+    return {"theta_dim": task.theta_dim, "x_shape": tuple(task.x_shape)}
 
 
 def log(message: str) -> None:
@@ -54,7 +71,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
     task = get_task(args.task)
     theta, x = simulate_range(task, args.split, args.seed, args.start, args.stop)
-    write_pairs(args.output, theta, x, task=args.task, split=args.split, seed=args.seed, start=args.start, stop=args.stop)
+    write_pairs(
+        args.output, theta, x, task=args.task, split=args.split, seed=args.seed, start=args.start, stop=args.stop,
+        provenance=json.dumps(provenance()),
+    )
     log(f"{args.task}/{args.split}: simulated pairs [{args.start}, {args.stop}) -> {args.output}")
 
 
@@ -72,8 +92,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     options = json.loads(args.options)
     config = TrainConfig.from_dict({**options, "method": args.method})
-    train = read_pairs(args.train, task=args.task)
-    val = read_pairs(args.val, task=args.task)
+    shapes = task_shapes(args.task)
+    train = read_pairs(args.train, task=args.task, **shapes)
+    val = read_pairs(args.val, task=args.task, **shapes)
     if args.budget > len(train):
         raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
     log(f"training {config.replicates} {args.method.upper()} members on {args.budget} pairs of {args.task} (lambda={config.penalty})")
@@ -92,7 +113,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .train import load_ensemble
 
     task, members, meta = load_ensemble(args.model, task=args.task)
-    test = read_pairs(args.test, task=task.name)
+    test = read_pairs(args.test, task=task.name, **task_shapes(task.name))
     if args.pairs > len(test):
         raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
     theta, x = test.theta[: args.pairs], test.x[: args.pairs]
@@ -253,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FloatingPointError, FileNotFoundError) as error:
+    except (ValueError, FloatingPointError, FileNotFoundError, RuntimeError) as error:
         print(f"bnre {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

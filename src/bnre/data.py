@@ -50,11 +50,18 @@ def write_pairs(
                 f.attrs[key] = value
 
 
-def read_pairs(path: str | os.PathLike, task: str | None = None, rows: int | None = None) -> Pairs:
+def read_pairs(
+    path: str | os.PathLike,
+    task: str | None = None,
+    rows: int | None = None,
+    theta_dim: int | None = None,
+    x_shape: tuple[int, ...] | None = None,
+) -> Pairs:
     """Read a pairs file, checking its structure; ``rows`` keeps only the first rows.
 
     Raises ``ValueError`` naming the file when it is unreadable, lacks ``theta`` or ``x``,
-    belongs to another task, or holds non-finite values.
+    belongs to another task, has shapes other than ``(N, theta_dim)`` and
+    ``(N, *x_shape)``, or holds non-finite values.
     """
     path = Path(path)
     try:
@@ -68,6 +75,10 @@ def read_pairs(path: str | os.PathLike, task: str | None = None, rows: int | Non
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
         if task is not None and attrs.get("task") != task:
             raise ValueError(f"{path}: holds task {attrs.get('task')!r}, expected {task!r}")
+        if theta_dim is not None and f["theta"].shape[1:] != (theta_dim,):
+            raise ValueError(f"{path}: theta has shape {f['theta'].shape}, expected (N, {theta_dim})")
+        if x_shape is not None and f["x"].shape[1:] != tuple(x_shape):
+            raise ValueError(f"{path}: x has shape {f['x'].shape}, expected (N, {', '.join(map(str, x_shape))})")
         n = f["theta"].shape[0]
         if f["x"].shape[0] != n:
             raise ValueError(f"{path}: theta has {n} rows but x has {f['x'].shape[0]}")
@@ -105,4 +116,5 @@ def merge_pairs(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -
         seed=first["seed"],
         start=int(first["start"]),
         stop=expected,
+        **{key: first[key] for key in ("provenance",) if key in first},
     )

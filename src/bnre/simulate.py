@@ -46,7 +46,14 @@ def simulate_range(
     for chunk in range(start // CHUNK, -(-stop // CHUNK)):
         rng = chunk_rng(task.name, split, seed, chunk)
         theta = task.prior.sample(CHUNK, rng)
-        x = task.simulate(theta, rng)
+        try:
+            x = task.simulate(theta, rng)
+        except Exception as error:
+            culprit = find_failing(task, theta)
+            raise RuntimeError(
+                f"task {task.name!r} failed on chunk {chunk} of split {split!r} ({error!r})"
+                + (f"; it fails alone at theta={culprit.tolist()}" if culprit is not None else "")
+            ) from error
         lo = max(start - chunk * CHUNK, 0)
         hi = min(stop - chunk * CHUNK, CHUNK)
         thetas.append(theta[lo:hi])
@@ -66,6 +73,16 @@ def simulate_range(
             f"[{start}, {stop}) of split {split!r}, e.g. at theta={example}"
         )
     return theta, x
+
+
+def find_failing(task: Task, theta: np.ndarray) -> np.ndarray | None:
+    """The first parameter on which the simulator raises when run alone, if any."""
+    for row in theta:
+        try:
+            task.simulate(row[None], np.random.default_rng(0))
+        except Exception:
+            return row
+    return None
 
 
 def blocks(n: int, block_size: int) -> list[tuple[int, int]]:
