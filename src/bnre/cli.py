@@ -197,6 +197,36 @@ def cmd_training_figures(args: argparse.Namespace) -> None:
     log(f"training curves -> {args.outdir}")
 
 
+def cmd_posterior_figure(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from . import figures
+    from .coverage import cell_mass, grid
+    from .data import read_pairs
+    from .evaluate import Estimators
+    from .train import load_ensemble
+
+    densities, task, budget = {}, None, None
+    for path in args.models:
+        task, members, meta = load_ensemble(path)
+        test = read_pairs(args.test, task=task.name, **task_shapes(task.name))
+        if args.pair >= len(test):
+            raise ValueError(f"pair {args.pair} requested but {args.test} holds {len(test)}")
+        x = torch.as_tensor(test.x[args.pair : args.pair + 1])
+        cells, _ = grid(task.lower, task.upper, args.bins)
+        with torch.no_grad():
+            log_r = Estimators(members, x).log_ratio(cells[None], slice(0, 1))[-1]  # the ensemble
+        densities[meta["config"]["method"]] = cell_mass(log_r).reshape((args.bins,) * task.theta_dim).numpy()
+        budget = meta["budget"]
+    theta_true = np.asarray(test.theta[args.pair])
+    figures.posterior_example(
+        densities, task.lower, task.upper, theta_true, task.labels, f"{task.name}, budget {budget}",
+        args.output, tuple(args.formats),
+    )
+    log(f"posterior example -> {args.output}")
+
+
 def parser() -> argparse.ArgumentParser:
     TASKS = LazyChoices(".tasks", "TASKS", sort=True)
     SPLITS = LazyChoices(".simulate", "SPLITS")
@@ -262,6 +292,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.add_argument("histories", nargs="+", help="models/{task}/{method}/{budget}.history.csv files")
     s.set_defaults(run=cmd_training_figures)
+
+    s = sub.add_parser("posterior-figure", help="grid posterior of one test observation, per model file")
+    s.add_argument("--test", required=True)
+    s.add_argument("--pair", type=int, default=0)
+    s.add_argument("--bins", type=int, required=True)
+    s.add_argument("--output", required=True, help="output path without extension")
+    s.add_argument("models", nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
+    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.set_defaults(run=cmd_posterior_figure)
     return p
 
 

@@ -122,3 +122,49 @@ def training_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike,
     handles = [plt.Line2D([], [], color=c, label=LABELS[m]) for m, c in PALETTE.items()]
     axes[0, -1].legend(handles=handles, fontsize=7)
     return _save(fig, stem, formats)
+
+
+def posterior_example(
+    densities: dict[str, np.ndarray],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    theta_true: np.ndarray,
+    labels: tuple[str, ...],
+    title: str,
+    stem: str | os.PathLike,
+    formats: tuple[str, ...],
+) -> list[Path]:
+    """Grid posterior of one observation per method, the true parameter marked.
+
+    ``densities[method]`` is the normalised cell mass on a regular grid of shape
+    (bins,) * D. One parameter: density curves; two or more: the 2-D marginal of the
+    first two parameters.
+    """
+    methods = [m for m in PALETTE if m in densities]
+    dim = len(lower)
+    if dim == 1:
+        fig, ax = plt.subplots(figsize=(4.5, 3.2), layout="constrained")
+        bins = densities[methods[0]].shape[0]
+        centres = lower[0] + (np.arange(bins) + 0.5) * (upper[0] - lower[0]) / bins
+        width = (upper[0] - lower[0]) / bins
+        for method in methods:
+            ax.plot(centres, densities[method] / width, color=PALETTE[method], label=LABELS[method])
+        ax.axvline(theta_true[0], color="black", linestyle="--", label=r"$\theta^*$")
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel("posterior density")
+        ax.legend(fontsize=7)
+        ax.set_title(title)
+        return _save(fig, stem, formats)
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.3), squeeze=False, layout="constrained")
+    for ax, method in zip(axes[0], methods):
+        mass = densities[method]
+        marginal = mass.sum(axis=tuple(range(2, dim))) if dim > 2 else mass
+        ax.imshow(
+            marginal.T, origin="lower", extent=(lower[0], upper[0], lower[1], upper[1]), aspect="auto", cmap="viridis"
+        )
+        ax.scatter([theta_true[0]], [theta_true[1]], marker="*", s=120, color="white", edgecolor="black", label=r"$\theta^*$")
+        ax.set_title(f"{LABELS[method]}: {title}")
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+    axes[0, -1].legend(loc="upper right", fontsize=7)
+    return _save(fig, stem, formats)
