@@ -116,3 +116,11 @@ def test_coverage_ranks_equal_those_of_the_full_evaluation(test_pairs):
     _, _, table = evaluate(task, members, theta, x, bins=25)
     for i, name in enumerate(["0", "1", "ensemble"]):
         assert np.allclose(fast[i].numpy(), table[table.replicate == name]["rank"].values, atol=1e-6)
+
+
+def test_monte_carlo_coverage_agrees_with_grid(test_pairs):
+    task = Gaussian()
+    theta, x = test_pairs[0][:300], test_pairs[1][:300]
+    grid_metrics, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
+    mc_metrics, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60, coverage="mc", mc_samples=800)
+    assert metrics_of(mc_metrics, "0")["coverage_auc"] == pytest.approx(metrics_of(grid_metrics, "0")["coverage_auc"], abs=0.02)
