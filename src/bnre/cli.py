@@ -122,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     device = pick_device(args.device)
     tables = evaluate(
-        task, members, theta, x, args.bins, device=str(device), coverage=args.coverage, mc_samples=args.mc_samples
+        task, members, theta, x, args.bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
     )
     keys = dict(task=task.name, method=meta["config"]["method"], budget=meta["budget"])
     for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
@@ -275,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--coverage", required=True)
     s.add_argument("--ranks", required=True)
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    s.add_argument("--coverage", choices=["grid", "mc"], default="grid", help="ranks from the grid or from MCMC samples")
+    s.add_argument("--coverage-method", choices=["grid", "mc"], default="grid", help="ranks from the grid or from MCMC samples")
     s.add_argument("--mc-samples", type=int, default=1000, help="MCMC samples per observation with --coverage mc")
     s.set_defaults(run=cmd_evaluate)
 

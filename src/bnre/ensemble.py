@@ -191,7 +191,10 @@ class StackedMLP:
             out[f"{name}.bias"] = out[f"{name}.bias"][0]
         return out
 
-    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor) -> Tensor:
+    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Tensor:
+        """Logits (K, 2B) of the joint pairs (theta, x) then the marginal pairs (theta', x)."""
+        theta = torch.cat([theta, theta_marginal], dim=1)
+        x = torch.cat([x, x], dim=1)
         theta = (theta - buffers["theta_shift"][:, None]) / buffers["theta_scale"][:, None]
         x = (self.preprocess(x) - buffers["x_mean"][:, None]) / buffers["x_std"][:, None]
         h = torch.cat([theta, x.flatten(2)], dim=-1)
@@ -262,8 +265,9 @@ def fit_ensemble(
         unstack = fast.member
     else:
 
-        def forward(p: dict, b: dict, theta: Tensor, x: Tensor) -> Tensor:
-            return functional_call(base, (p, b), (theta, x))
+        def forward(p: dict, b: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Tensor:
+            # RatioEstimator.forward embeds x once for the joint and the marginal pairs
+            return functional_call(base, (p, b), (theta, x, theta_marginal))
 
         batched = vmap(forward)
 
@@ -353,10 +357,8 @@ def fit_ensemble(
                 columns = orders[:, step * config.batch_size : (step + 1) * config.batch_size]
                 index = torch.gather(subset_index, 1, columns)  # (K, B) pool rows
                 theta, x = theta_pool[index], x_pool[index]
-                theta_both = torch.cat([theta, torch.roll(theta, 1, dims=1)], dim=1)
-                x_both = torch.cat([x, x], dim=1)
                 with autocast:
-                    logits = batched(params, buffers, theta_both, x_both).float()
+                    logits = batched(params, buffers, theta, x, torch.roll(theta, 1, dims=1)).float()
                 b = theta.shape[1]
                 loss = bnre_loss(logits[:, :b], logits[:, b:], lmbda)  # (K,)
                 optimizer.zero_grad()
@@ -427,11 +429,9 @@ def validate_stacked(batched, params, buffers, theta: Tensor, x: Tensor, lmbda: 
     theta_marginal = torch.roll(theta, 1, dims=0)
     joint, marginal = [], []
     for a in range(0, len(theta), batch):
-        t = torch.cat([theta[a : a + batch], theta_marginal[a : a + batch]])
-        xx = x[a : a + batch]
-        xx = torch.cat([xx, xx])
-        logits = batched(params, buffers, t.expand(k, *t.shape), xx.expand(k, *xx.shape))
-        n = len(t) // 2
+        t, tm, xx = theta[a : a + batch], theta_marginal[a : a + batch], x[a : a + batch]
+        logits = batched(params, buffers, t.expand(k, *t.shape), xx.expand(k, *xx.shape), tm.expand(k, *tm.shape))
+        n = len(t)
         joint.append(logits[:, :n])
         marginal.append(logits[:, n:])
     lj, lm = torch.cat(joint, dim=1), torch.cat(marginal, dim=1)

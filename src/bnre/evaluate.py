@@ -67,7 +67,10 @@ class Estimators:
     def __init__(self, members: Sequence[RatioEstimator], x: Tensor):
         self.members = [m.to(x.device) for m in members]
         self.rows = GRID_BATCH_CUDA if x.device.type == "cuda" else GRID_BATCH
-        self.embeddings = torch.stack([m.embed(x) for m in self.members])  # (K, N, E)
+        # embed in chunks: a CNN's activations on all test observations may not fit
+        self.embeddings = torch.stack(
+            [torch.cat([m.embed(x[a : a + 1024]) for a in range(0, len(x), 1024)]) for m in self.members]
+        )  # (K, N, E)
         self.names = [str(k) for k in range(len(self.members))]
         if len(self.members) > 1:
             self.names.append("ensemble")

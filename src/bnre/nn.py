@@ -102,6 +102,14 @@ class RatioEstimator(nn.Module):
             h = layer(h) if isinstance(layer, nn.Linear) or not hasattr(layer, "inplace") else _inplace(layer, h)
         return h.squeeze(-1)
 
-    def forward(self, theta: Tensor, x: Tensor) -> Tensor:
-        r""":math:`\log \hat r(\theta, x)` for paired batches ``theta`` (N, D), ``x`` (N, ...)."""
-        return self.head_log_ratio(theta, self.embed(x))
+    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None) -> Tensor:
+        r""":math:`\log \hat r(\theta, x)` for paired batches ``theta`` (N, D), ``x`` (N, ...).
+
+        With ``theta_marginal`` (N, D), returns the 2N logits of the joint pairs
+        :math:`(\theta, x)` then of the marginal pairs :math:`(\theta', x)`, embedding
+        each observation once.
+        """
+        embedding = self.embed(x)
+        if theta_marginal is None:
+            return self.head_log_ratio(theta, embedding)
+        return torch.cat([self.head_log_ratio(theta, embedding), self.head_log_ratio(theta_marginal, embedding)], dim=-1)

@@ -6,8 +6,10 @@ from typing import Callable
 
 from .base import BoxUniform, Task
 from .gaussian import Gaussian
+from .lotka_volterra import LotkaVolterra
 from .mg1 import MG1
 from .slcp import SLCP
+from .spatial_sir import SpatialSIR
 from .two_moons import TwoMoons
 from .weinberg import Weinberg
 
@@ -17,6 +19,8 @@ TASKS: dict[str, Callable[[], Task]] = {
     "weinberg": Weinberg,
     "two_moons": TwoMoons,
     "mg1": MG1,
+    "lotka_volterra": LotkaVolterra,
+    "spatial_sir": SpatialSIR,
 }
 
 
@@ -28,4 +32,16 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
-__all__ = ["TASKS", "BoxUniform", "Gaussian", "MG1", "SLCP", "Task", "TwoMoons", "Weinberg", "get_task"]
+__all__ = [
+    "TASKS",
+    "BoxUniform",
+    "Gaussian",
+    "LotkaVolterra",
+    "MG1",
+    "SLCP",
+    "SpatialSIR",
+    "Task",
+    "TwoMoons",
+    "Weinberg",
+    "get_task",
+]
