@@ -135,6 +135,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     log(f"ensemble coverage AUC {auc:+.3f}")
 
 
+def grid_bins(bins: int, dim: int, max_cells: int) -> int:
+    """Bins per dimension: ``bins``, reduced so that ``bins ** dim <= max_cells``."""
+    capped = bins
+    while capped > 2 and capped**dim > max_cells:
+        capped -= 1
+    return capped
+
+
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from .aggregate import concatenate
 
@@ -277,6 +285,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     s.add_argument("--coverage-method", choices=["grid", "mc"], default="grid", help="ranks from the grid or from MCMC samples")
     s.add_argument("--mc-samples", type=int, default=1000, help="MCMC samples per observation with --coverage mc")
+    s.add_argument(
+        "--max-cells", type=int, default=2**15,
+        help="cap on the grid's cells: bins per dimension are reduced until bins**D fits (default 2^15: 90 bins in 1-D and 2-D, 32 in 3-D)",
+    )
     s.set_defaults(run=cmd_evaluate)
 
     s = sub.add_parser("aggregate", help="concatenate tidy tables")
