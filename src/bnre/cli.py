@@ -237,6 +237,14 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
     log(f"posterior example -> {args.output}")
 
 
+def cmd_tables(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .tables import summary_markdown
+
+    print(summary_markdown(pd.read_csv(args.summary, dtype={"replicate": str})))
+
+
 def parser() -> argparse.ArgumentParser:
     TASKS = LazyChoices(".tasks", "TASKS", sort=True)
     SPLITS = LazyChoices(".simulate", "SPLITS")
@@ -317,6 +325,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("models", nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.set_defaults(run=cmd_posterior_figure)
+
+    s = sub.add_parser("tables", help="markdown tables of results/summary.csv")
+    s.add_argument("summary")
+    s.set_defaults(run=cmd_tables)
     return p
 
 
