@@ -9,10 +9,13 @@ rule aggregate_summary:
         "logs/benchmarks/aggregate/summary.tsv"
     conda:
         "../envs/figures.yaml"
-    threads: 1
+    threads: job_threads("aggregate_summary")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        runtime=job_runtime("aggregate_summary"),
+        mem_mb=job_mem_mb("aggregate_summary"),
+        gpu=job_gpus("aggregate_summary"),
+    params:
+        code=package_code("aggregate"),
     shell:
         "python -m bnre aggregate --output {output} {input} > {log} 2>&1"
 
@@ -28,9 +31,12 @@ rule aggregate_coverage:
         "logs/benchmarks/aggregate/coverage.tsv"
     conda:
         "../envs/figures.yaml"
-    threads: 1
+    threads: job_threads("aggregate_coverage")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        runtime=job_runtime("aggregate_coverage"),
+        mem_mb=job_mem_mb("aggregate_coverage"),
+        gpu=job_gpus("aggregate_coverage"),
+    params:
+        code=package_code("aggregate"),
     shell:
         "python -m bnre aggregate --output {output} {input} > {log} 2>&1"

@@ -1,8 +1,10 @@
 """Configuration validation and path helpers shared by every rule."""
 
+import importlib.util
 import json
 import shlex
 import math
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -36,6 +38,15 @@ check_config(config)
 # conda environments, which then only need the package's dependencies.
 SRC = Path(workflow.basedir) / "src"
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}; ")
+
+# The package modules each stage runs, by static analysis of src/bnre (standard library
+# only, loaded from its file: nothing of the package is imported here).
+_spec = importlib.util.spec_from_file_location(
+    "bnre_sourcegraph", SRC / "bnre" / "sourcegraph.py"
+)
+sourcegraph = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = sourcegraph
+_spec.loader.exec_module(sourcegraph)
 
 TASKS = config["tasks"]
 METHODS = config["methods"]
@@ -98,3 +109,44 @@ def figure_files():
     stems = [f"coverage_{task}" for task in TASKS]
     stems += ["coverage_auc", "log_posterior", "balancing"]
     return expand("figures/{stem}.{ext}", stem=stems, ext=config["figures"]["formats"])
+
+
+# Resources: config["resources"][rule], with per-task overrides under `tasks`.
+
+
+def job_setting(rule, key, wildcards):
+    """The `key` resource of a job of `rule`: the task's override, else the rule's."""
+    settings = config["resources"][rule]
+    task = getattr(wildcards, "task", None)
+    return settings["tasks"].get(task, {}).get(key, settings[key])
+
+
+def job_threads(rule):
+    return lambda wildcards: job_setting(rule, "threads", wildcards)
+
+
+def job_gpus(rule):
+    return lambda wildcards: job_setting(rule, "gpu", wildcards)
+
+
+def job_runtime(rule):
+    """Minutes; a retried job (attempt 2, 3, ...) gets that many times the first's."""
+    return lambda wildcards, attempt: job_setting(rule, "runtime", wildcards) * attempt
+
+
+def job_mem_mb(rule):
+    """MB; a retried job (attempt 2, 3, ...) gets that many times the first's."""
+    return lambda wildcards, attempt: job_setting(rule, "mem_mb", wildcards) * attempt
+
+
+# Code: each rule declares, as a parameter, the hash of the package modules its command
+# runs (for a job's own task), so that Snakemake's `params` re-run trigger re-runs the
+# jobs whose code changed, and only those.
+
+
+def package_code(*commands):
+    """Parameter: hash of what `python -m bnre <command>` runs, for each of `commands`."""
+    root = SRC / "bnre"
+    return lambda wildcards: sourcegraph.code_hash(
+        commands, getattr(wildcards, "task", None), root
+    )

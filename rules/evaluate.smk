@@ -12,11 +12,13 @@ rule evaluate:
         "logs/benchmarks/evaluate/{task}/{method}/{budget}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: config["threads"]["evaluate"]
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=8000,
-        runtime=240,
+        runtime=job_runtime("evaluate"),
+        mem_mb=job_mem_mb("evaluate"),
+        gpu=job_gpus("evaluate"),
     params:
+        code=package_code("evaluate"),
         bins=config["evaluate"]["bins"],
         pairs=config["evaluate"]["pairs"],
     shell:

@@ -10,11 +10,13 @@ rule figures:
         "logs/benchmarks/figures.tsv"
     conda:
         "../envs/figures.yaml"
-    threads: 1
+    threads: job_threads("figures")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        runtime=job_runtime("figures"),
+        mem_mb=job_mem_mb("figures"),
+        gpu=job_gpus("figures"),
     params:
+        code=package_code("figures"),
         formats=" ".join(config["figures"]["formats"]),
     shell:
         "python -m bnre figures --summary {input.summary} --coverage {input.coverage}"

@@ -7,11 +7,13 @@ rule simulate_block:
         "logs/benchmarks/simulate/{task}/{split}/{block}.tsv"
     conda:
         "../envs/simulate.yaml"
-    threads: config["threads"]["simulate"]
+    threads: job_threads("simulate_block")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        runtime=job_runtime("simulate_block"),
+        mem_mb=job_mem_mb("simulate_block"),
+        gpu=job_gpus("simulate_block"),
     params:
+        code=package_code("simulate"),
         seed=config["seed"],
         start=lambda wildcards: block_range(wildcards)[0],
         stop=lambda wildcards: block_range(wildcards)[1],
@@ -32,9 +34,16 @@ rule merge_blocks:
         "logs/benchmarks/merge/{task}/{split}.tsv"
     conda:
         "../envs/simulate.yaml"
-    threads: 1
+    threads: job_threads("merge_blocks")
     resources:
-        mem_mb=8000,
-        runtime=30,
+        runtime=job_runtime("merge_blocks"),
+        mem_mb=job_mem_mb("merge_blocks"),
+        gpu=job_gpus("merge_blocks"),
+    params:
+        # the blocks are temporary: what made them is recorded here, so that a change of
+        # simulator code, seed or split size re-runs the merge and, through it, the blocks
+        code=package_code("simulate", "merge"),
+        seed=config["seed"],
+        pairs=lambda wildcards: split_size(wildcards.split),
     shell:
         "python -m bnre merge --output {output} {input} > {log} 2>&1"

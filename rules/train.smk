@@ -11,11 +11,13 @@ rule train:
         "logs/benchmarks/train/{task}/{method}/{budget}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: config["threads"]["train"]
+    threads: job_threads("train")
     resources:
-        mem_mb=8000,
-        runtime=720,
+        runtime=job_runtime("train"),
+        mem_mb=job_mem_mb("train"),
+        gpu=job_gpus("train"),
     params:
+        code=package_code("train"),
         options=train_options,
         checkpoint=lambda wildcards, output: f"{output.model}.checkpoint",
     shell:

@@ -78,6 +78,10 @@ def test_dry_run_of_paper_config(tmp_path):
         ({"train": {"lambda": -1}}, "-1 is less than the minimum of 0"),
         ({"evaluate": {"pairs": 10**6}}, "evaluate.pairs = 1000000 exceeds simulation.test"),
         ({"train": {"epochs": "many"}}, "'many' is not of type 'integer'"),
+        ({"resources": {"trian": {"gpu": 1}}}, "Additional properties are not allowed ('trian' was unexpected)"),
+        ({"resources": {"train": {"gpu": -1}}}, "-1 is less than the minimum of 0"),
+        ({"resources": {"train": {"tasks": {"foo": {"gpu": 1}}}}}, "'foo' is not one of"),
+        ({"resources": {"train": {"tasks": {"slcp": {"memory": 3}}}}}, "('memory' was unexpected)"),
     ],
 )
 def test_bad_config_is_refused_before_any_job(tmp_path, override, message):
@@ -96,10 +100,10 @@ def test_bad_config_is_refused_before_any_job(tmp_path, override, message):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    result = snakemake("--cores", "2", "--directory", workdir, "--configfile", TINY)
-    return workdir, result
+def tiny_run(tiny_workflow):
+    # the session's one local run of the tiny config (tests/conftest.py), shared with the
+    # incremental re-run, environment and SLURM tests
+    return tiny_workflow, None
 
 
 def test_tiny_config_runs_end_to_end(tiny_run):

@@ -1,0 +1,171 @@
+"""Incremental re-runs: after a change, a completed workflow re-runs exactly what it must.
+
+Every test dry-runs (default --rerun-triggers) against one completed run of the tiny
+config (the session fixture ``tiny_workflow``) with a changed config or a changed copy of
+the code, and checks the planned jobs rule by rule and task by task.
+"""
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "config" / "tiny.yaml"
+CONFIG = yaml.safe_load(TINY.read_text())
+SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+
+pytestmark = pytest.mark.workflow
+
+DOWNSTREAM = {"aggregate_summary": 1, "aggregate_coverage": 1, "figures": 1, "all": 1}
+
+
+def snakemake(*args, snakefile=ROOT / "Snakefile"):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(snakefile), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def planned(workdir, *configs, snakefile=ROOT / "Snakefile"):
+    """The jobs a dry-run plans: a list of (rule, wildcards)."""
+    output = snakemake("--dry-run", "--directory", workdir, "--configfile", TINY, *configs, snakefile=snakefile)
+    jobs = []
+    for match in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", output, re.M):
+        wildcards = re.search(r"^    wildcards: (.*)$", match.group(2), re.M)
+        pairs = wildcards.group(1).split(", ") if wildcards else []
+        jobs.append((match.group(1), dict(p.split("=", 1) for p in pairs)))
+    if not jobs:
+        assert "Nothing to be done" in output, output
+    return jobs
+
+
+def counts(jobs):
+    return dict(Counter(rule for rule, _ in jobs))
+
+
+def override(tmp_path, name, values):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def n_blocks(config):
+    sim = config["simulation"]
+    return sum(math.ceil(sim[split] / sim["block_size"]) for split in ("train", "val", "test"))
+
+
+def per_task(config, tasks=1, budgets=None):
+    """Jobs of every stage for `tasks` tasks (and `budgets` budgets) of the config."""
+    models = tasks * len(config["methods"]) * (budgets or len(config["budgets"]))
+    return {"simulate_block": tasks * n_blocks(config), "merge_blocks": tasks * 3, "train": models, "evaluate": models}
+
+
+def test_completed_workflow_has_nothing_to_do_in_seconds(tiny_workflow):
+    assert planned(tiny_workflow) == []  # (checked first: a real run must not change the shared run)
+    start = time.perf_counter()
+    output = snakemake("--cores", "2", "--directory", tiny_workflow, "--configfile", TINY)
+    seconds = time.perf_counter() - start
+    assert "Nothing to be done" in output
+    assert seconds < 15, f"a completed workflow took {seconds:.1f} s to find nothing to do"
+
+
+def test_changing_resources_reruns_nothing(tiny_workflow, tmp_path):
+    # threads, memory, runtime and GPUs are how a job runs, not what it computes
+    resources = {"train": {"threads": 2, "mem_mb": 123, "gpu": 1, "tasks": {"slcp": {"runtime": 5}}}}
+    assert planned(tiny_workflow, override(tmp_path, "resources", {"resources": resources})) == []
+
+
+def test_training_hyperparameter_reruns_training_and_downstream_only(tiny_workflow, tmp_path):
+    jobs = planned(tiny_workflow, override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}}))
+    models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
+    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM}
+
+
+def test_evaluation_option_reruns_evaluation_and_downstream_only(tiny_workflow, tmp_path):
+    jobs = planned(tiny_workflow, override(tmp_path, "bins", {"evaluate": {"bins": CONFIG["evaluate"]["bins"] + 1}}))
+    models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
+    assert counts(jobs) == {"evaluate": models, **DOWNSTREAM}
+
+
+def test_figure_option_reruns_only_figures(tiny_workflow, tmp_path):
+    jobs = planned(tiny_workflow, override(tmp_path, "formats", {"figures": {"formats": ["png", "svg"]}}))
+    assert counts(jobs) == {"figures": 1, "all": 1}
+
+
+def test_adding_a_budget_adds_only_its_jobs(tiny_workflow, tmp_path):
+    new = min(CONFIG["budgets"]) + 128
+    assert new not in CONFIG["budgets"] and new <= CONFIG["simulation"]["train"]
+    jobs = planned(tiny_workflow, override(tmp_path, "budget", {"budgets": CONFIG["budgets"] + [new]}))
+    models = len(CONFIG["tasks"]) * len(CONFIG["methods"])
+    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM}
+    assert {w["budget"] for rule, w in jobs if rule in ("train", "evaluate")} == {str(new)}
+
+
+def test_adding_a_task_adds_only_its_jobs(tiny_workflow, tmp_path):
+    others = sorted(set(SCHEMA["properties"]["tasks"]["items"]["enum"]) - set(CONFIG["tasks"]))
+    assert others, "the schema knows no task beyond the tiny config's"
+    new = others[0]
+    jobs = planned(tiny_workflow, override(tmp_path, "task", {"tasks": CONFIG["tasks"] + [new]}))
+    assert counts(jobs) == {**per_task(CONFIG), **DOWNSTREAM}
+    assert {w["task"] for _, w in jobs if "task" in w} == {new}
+
+
+@pytest.mark.parametrize(
+    "module, changed",
+    [
+        # a simulator: that task's simulations and everything downstream of them
+        ("tasks/slcp.py", {**per_task(CONFIG), **DOWNSTREAM}),
+        # evaluation code: every evaluation and downstream, no simulation or training
+        ("evaluate.py", {"evaluate": per_task(CONFIG, len(CONFIG["tasks"]))["evaluate"], **DOWNSTREAM}),
+        # figure code: the figures only
+        ("figures.py", {"figures": 1, "all": 1}),
+    ],
+)
+def test_code_change_reruns_the_jobs_that_run_it(tiny_workflow, tmp_path, module, changed):
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        ROOT, copy,
+        ignore=shutil.ignore_patterns(".git", ".snakemake", "data", "models", "results", "figures", "logs", "__pycache__"),
+    )
+    with open(copy / "src" / "bnre" / module, "a") as f:
+        f.write("\n# a change\n")
+    jobs = planned(tiny_workflow, snakefile=copy / "Snakefile")
+    assert counts(jobs) == changed
+    if module.startswith("tasks/"):
+        assert {w["task"] for _, w in jobs if "task" in w} == {Path(module).stem}
+
+
+def test_summary_names_the_outputs_whose_params_changed(tiny_workflow, tmp_path):
+    epochs = override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}})
+    output = snakemake("--summary", "--directory", tiny_workflow, "--configfile", TINY, epochs)
+    rows = [line.split("\t") for line in output.splitlines() if line.count("\t") == 5]
+    header, rows = rows[0], rows[1:]
+    assert header == ["output_file", "date", "rule", "log-file(s)", "status", "plan"]
+    by_rule = {}
+    for row in rows:
+        by_rule.setdefault(row[2], set()).add((row[4], row[5]))
+    assert by_rule["train"] == {("params changed", "update pending")}
+    assert by_rule["merge_blocks"] == {("ok", "no update")}
+    assert by_rule["simulate_block"] == {("removed temp file", "no update")}
+
+
+def test_list_changes_names_the_tables_whose_inputs_changed(tiny_workflow, tmp_path):
+    assert snakemake("--list-changes", "input", "--directory", tiny_workflow, "--configfile", TINY).split() == [
+        "Building", "DAG", "of", "jobs...",
+    ]
+    budget = override(tmp_path, "budget", {"budgets": CONFIG["budgets"] + [min(CONFIG["budgets"]) + 128]})
+    output = snakemake("--list-changes", "input", "--directory", tiny_workflow, "--configfile", TINY, budget)
+    listed = {line for line in output.splitlines() if not line.startswith("Building")}
+    assert listed == {"results/summary.csv", "results/coverage.csv"}
