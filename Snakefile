@@ -4,6 +4,9 @@
 configfile: "config/config.yaml"
 
 
+report: "rules/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/train.smk"
@@ -18,3 +21,5 @@ rule all:
         "results/summary.csv",
         "results/coverage.csv",
         figure_files(),
+        training_figure_files(),
+        posterior_figure_files(),

@@ -2,7 +2,11 @@ rule aggregate_summary:
     input:
         evaluation_tables("metrics"),
     output:
-        "results/summary.csv",
+        report(
+            "results/summary.csv",
+            caption="report/summary.rst",
+            category="Tables",
+        ),
     log:
         "logs/aggregate/summary.log",
     benchmark:
@@ -24,7 +28,11 @@ rule aggregate_coverage:
     input:
         evaluation_tables("coverage"),
     output:
-        "results/coverage.csv",
+        report(
+            "results/coverage.csv",
+            caption="report/coverage_table.rst",
+            category="Tables",
+        ),
     log:
         "logs/aggregate/coverage.log",
     benchmark:

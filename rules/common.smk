@@ -105,10 +105,55 @@ def evaluation_tables(kind):
     )
 
 
-def figure_files():
-    stems = [f"coverage_{task}" for task in TASKS]
-    stems += ["coverage_auc", "log_posterior", "balancing"]
-    return expand("figures/{stem}.{ext}", stem=stems, ext=config["figures"]["formats"])
+def figure_files(report_them=False):
+    """The figures of the `figures` rule; with `report_them`, wrapped for the report."""
+    stems = {f"coverage_{task}": "coverage_curves.rst" for task in TASKS}
+    stems.update(
+        coverage_auc="coverage_auc.rst",
+        log_posterior="log_posterior.rst",
+        balancing="balancing.rst",
+    )
+    return reported(stems, report_them)
+
+
+def reported(stems, report_them):
+    """Paths figures/{stem}.{ext}; the first format of each wrapped in report() if asked."""
+    files = []
+    for stem, caption in stems.items():
+        for i, ext in enumerate(config["figures"]["formats"]):
+            path = f"figures/{stem}.{ext}"
+            if report_them and i == 0:
+                path = report(path, caption=f"report/{caption}", category="Figures")
+            files.append(path)
+    return files
+
+
+def training_figure_files(report_them=False):
+    return reported({f"training_{task}": "training.rst" for task in TASKS}, report_them)
+
+
+def posterior_figure_files():
+    return reported({f"posterior_{task}": "posterior.rst" for task in TASKS}, False)
+
+
+def posterior_outputs():
+    """Outputs of the posterior_figure rule (wildcard task), the first for the report."""
+    outputs = []
+    for i, ext in enumerate(config["figures"]["formats"]):
+        path = f"figures/posterior_{{task}}.{ext}"
+        if i == 0:
+            path = report(path, caption="report/posterior.rst", category="Figures")
+        outputs.append(path)
+    return outputs
+
+
+def history_files():
+    return expand(
+        "models/{task}/{method}/{budget}.history.csv",
+        task=TASKS,
+        method=METHODS,
+        budget=BUDGETS,
+    )
 
 
 # Resources: config["resources"][rule], with per-task overrides under `tasks`.

@@ -21,8 +21,12 @@ rule evaluate:
         code=package_code("evaluate"),
         bins=config["evaluate"]["bins"],
         pairs=config["evaluate"]["pairs"],
+        max_cells=config["evaluate"]["max_cells"],
+        method=config["evaluate"]["coverage_method"],
+        mc_samples=config["evaluate"]["mc_samples"],
     shell:
         "python -m bnre --threads {threads} evaluate --task {wildcards.task}"
         " --model {input.model} --test {input.test}"
         " --bins {params.bins} --pairs {params.pairs} --metrics {output.metrics}"
-        " --coverage {output.coverage} --ranks {output.ranks} > {log} 2>&1"
+        " --coverage {output.coverage} --ranks {output.ranks} --max-cells {params.max_cells}"
+        " --coverage-method {params.method} --mc-samples {params.mc_samples} > {log} 2>&1"

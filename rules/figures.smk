@@ -3,7 +3,7 @@ rule figures:
         summary="results/summary.csv",
         coverage="results/coverage.csv",
     output:
-        figure_files(),
+        figure_files(report_them=True),
     log:
         "logs/figures.log",
     benchmark:
@@ -21,3 +21,60 @@ rule figures:
     shell:
         "python -m bnre figures --summary {input.summary} --coverage {input.coverage}"
         " --outdir figures --formats {params.formats} > {log} 2>&1"
+
+
+rule training_figures:
+    input:
+        history_files(),
+    output:
+        training_figure_files(report_them=True),
+    log:
+        "logs/training_figures.log",
+    benchmark:
+        "logs/benchmarks/training_figures.tsv"
+    conda:
+        "../envs/figures.yaml"
+    threads: job_threads("figures")
+    resources:
+        runtime=job_runtime("figures"),
+        mem_mb=job_mem_mb("figures"),
+        gpu=job_gpus("figures"),
+    params:
+        code=package_code("training-figures"),
+        formats=" ".join(config["figures"]["formats"]),
+    shell:
+        "python -m bnre training-figures --outdir figures {input}"
+        " --formats {params.formats} > {log} 2>&1"
+
+
+rule posterior_figure:
+    input:
+        test="data/{task}/test.h5",
+        models=lambda wildcards: expand(
+            "models/{task}/{method}/{budget}.pt",
+            task=wildcards.task,
+            method=METHODS,
+            budget=max(BUDGETS),
+        ),
+    output:
+        posterior_outputs(),
+    log:
+        "logs/posterior_figure/{task}.log",
+    benchmark:
+        "logs/benchmarks/posterior_figure/{task}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: job_threads("figures")
+    resources:
+        runtime=job_runtime("figures"),
+        mem_mb=job_mem_mb("figures"),
+        gpu=job_gpus("figures"),
+    params:
+        code=package_code("posterior-figure"),
+        formats=" ".join(config["figures"]["formats"]),
+        pair=config["figures"]["posterior_pair"],
+        bins=min(config["evaluate"]["bins"], 100),
+    shell:
+        "python -m bnre posterior-figure --test {input.test} --pair {params.pair}"
+        " --bins {params.bins} --output figures/posterior_{wildcards.task}"
+        " {input.models} --formats {params.formats} > {log} 2>&1"

@@ -88,3 +88,12 @@ def test_wrong_shapes_are_refused(tmp_path):
         read_pairs(tmp_path / "slcp.h5", x_shape=(2,))
     with pytest.raises(ValueError, match=r"theta has shape \(10, 2\), expected \(N, 3\)"):
         read_pairs(tmp_path / "slcp.h5", theta_dim=3)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    write_block(tmp_path / "a.h5", 0, 10)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.h5").stat().st_mode & 0o777 == 0o666 & ~umask

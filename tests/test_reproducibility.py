@@ -25,9 +25,9 @@ def run_tiny(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_same_config_gives_identical_data_and_results(tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    run_tiny(first)
+def test_same_config_gives_identical_data_and_results(tiny_workflow, tmp_path):
+    # the session's shared run of the tiny config (tests/conftest.py) and a second one
+    first, second = tiny_workflow, tmp_path / "second"
     run_tiny(second)
     files = sorted(p.relative_to(first) for p in (first / "data").rglob("*.h5"))
     assert files

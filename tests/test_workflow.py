@@ -46,6 +46,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "aggregate_summary": 1,
         "aggregate_coverage": 1,
         "figures": 1,
+        "training_figures": 1,
+        "posterior_figure": len(config["tasks"]),
         "all": 1,
     }
 
@@ -124,6 +126,9 @@ def test_tiny_config_runs_end_to_end(tiny_run):
         assert (workdir / "figures" / f"coverage_{task}.png").stat().st_size > 10_000
     for stem in ("coverage_auc", "log_posterior", "balancing"):
         assert (workdir / "figures" / f"{stem}.png").stat().st_size > 10_000
+    for task in config["tasks"]:
+        assert (workdir / "figures" / f"training_{task}.png").stat().st_size > 10_000
+        assert (workdir / "figures" / f"posterior_{task}.png").stat().st_size > 10_000
     # every job left a log and a benchmark record; intermediate blocks were removed
     assert any((workdir / "logs" / "train").rglob("*.log"))
     assert any((workdir / "logs" / "benchmarks" / "evaluate").rglob("*.tsv"))
@@ -146,3 +151,33 @@ def test_snakefmt_clean():
     assert shutil.which("snakefmt"), "snakefmt is part of the test extra"
     result = subprocess.run(["snakefmt", "--check", *map(str, files)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    report = tmp_path / "report.html"
+    snakemake("--directory", workdir, "--configfile", TINY, "--report", report)
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 100_000
+    for name in ("coverage_slcp.png", "coverage_auc.png", "training_gaussian.png", "posterior_slcp.png", "summary.csv"):
+        assert name in html
+    assert "credibility level" in html  # a caption
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "tests" / "config").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_test_config_builds_its_dag(config, tmp_path):
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", config)
+    counts = job_counts(result.stdout)
+    assert counts == {**expected_jobs(yaml.safe_load(config.read_text())), "total": counts["total"]}
+
+
+def test_every_other_task_runs_through_the_dag(tmp_path):
+    config = ROOT / "tests" / "config" / "tiny_tasks.yaml"
+    tasks = yaml.safe_load(config.read_text())["tasks"]
+    snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config)
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert set(summary.task) == set(tasks)
+    assert summary[summary.metric == "coverage_auc"].value.between(-0.5, 0.5).all()
+    for task in tasks:
+        assert (tmp_path / "figures" / f"coverage_{task}.png").exists()
+        assert (tmp_path / "figures" / f"posterior_{task}.png").exists()
