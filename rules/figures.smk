@@ -63,7 +63,7 @@ rule posterior_figure:
     benchmark:
         "logs/benchmarks/posterior_figure/{task}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        "../envs/posterior_figure.yaml"
     threads: job_threads("figures")
     resources:
         runtime=job_runtime("figures"),

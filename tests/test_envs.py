@@ -193,6 +193,11 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
         "aggregate_coverage": ["aggregate", "--output", tmp / "coverage.csv", *sorted(results.glob("*/*/*/coverage.csv"))],
         "figures": ["figures", "--summary", results / "summary.csv", "--coverage", results / "coverage.csv",
                     "--outdir", tmp / "figures", "--formats", "png"],
+        "training_figures": ["training-figures", "--outdir", tmp / "figures",
+                             *sorted(workdir.glob("models/*/*/*.history.csv")), "--formats", "png"],
+        "posterior_figure": ["posterior-figure", "--test", data / "test.h5", "--bins", 10, "--output",
+                             tmp / "figures" / "posterior", *sorted(workdir.glob("models/gaussian/*/*.pt")),
+                             "--formats", "png"],
     }[rule]
 
 

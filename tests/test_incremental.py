@@ -25,6 +25,8 @@ SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
 pytestmark = pytest.mark.workflow
 
 DOWNSTREAM = {"aggregate_summary": 1, "aggregate_coverage": 1, "figures": 1, "all": 1}
+# jobs that read the trained models: the training curves and one posterior figure per task
+MODEL_FIGURES = {"training_figures": 1, "posterior_figure": len(CONFIG["tasks"])}
 
 
 def snakemake(*args, snakefile=ROOT / "Snakefile"):
@@ -90,18 +92,19 @@ def test_changing_resources_reruns_nothing(tiny_workflow, tmp_path):
 def test_training_hyperparameter_reruns_training_and_downstream_only(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
-    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM}
+    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM, **MODEL_FIGURES}
 
 
 def test_evaluation_option_reruns_evaluation_and_downstream_only(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "bins", {"evaluate": {"bins": CONFIG["evaluate"]["bins"] + 1}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
-    assert counts(jobs) == {"evaluate": models, **DOWNSTREAM}
+    # the posterior figure draws its grid with evaluate.bins too
+    assert counts(jobs) == {"evaluate": models, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])}
 
 
 def test_figure_option_reruns_only_figures(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "formats", {"figures": {"formats": ["png", "svg"]}}))
-    assert counts(jobs) == {"figures": 1, "all": 1}
+    assert counts(jobs) == {"figures": 1, "all": 1, **MODEL_FIGURES}
 
 
 def test_adding_a_budget_adds_only_its_jobs(tiny_workflow, tmp_path):
@@ -109,7 +112,8 @@ def test_adding_a_budget_adds_only_its_jobs(tiny_workflow, tmp_path):
     assert new not in CONFIG["budgets"] and new <= CONFIG["simulation"]["train"]
     jobs = planned(tiny_workflow, override(tmp_path, "budget", {"budgets": CONFIG["budgets"] + [new]}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"])
-    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM}
+    # the new budget is not the largest: the posterior figures (largest budget) stay
+    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM, "training_figures": 1}
     assert {w["budget"] for rule, w in jobs if rule in ("train", "evaluate")} == {str(new)}
 
 
@@ -118,7 +122,7 @@ def test_adding_a_task_adds_only_its_jobs(tiny_workflow, tmp_path):
     assert others, "the schema knows no task beyond the tiny config's"
     new = others[0]
     jobs = planned(tiny_workflow, override(tmp_path, "task", {"tasks": CONFIG["tasks"] + [new]}))
-    assert counts(jobs) == {**per_task(CONFIG), **DOWNSTREAM}
+    assert counts(jobs) == {**per_task(CONFIG), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1}
     assert {w["task"] for _, w in jobs if "task" in w} == {new}
 
 
@@ -126,11 +130,13 @@ def test_adding_a_task_adds_only_its_jobs(tiny_workflow, tmp_path):
     "module, changed",
     [
         # a simulator: that task's simulations and everything downstream of them
-        ("tasks/slcp.py", {**per_task(CONFIG), **DOWNSTREAM}),
-        # evaluation code: every evaluation and downstream, no simulation or training
-        ("evaluate.py", {"evaluate": per_task(CONFIG, len(CONFIG["tasks"]))["evaluate"], **DOWNSTREAM}),
+        ("tasks/slcp.py", {**per_task(CONFIG), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1}),
+        # evaluation code: every evaluation and downstream (and the posterior figure, which
+        # evaluates the ensembles on its grid), no simulation or training
+        ("evaluate.py", {"evaluate": per_task(CONFIG, len(CONFIG["tasks"]))["evaluate"], **DOWNSTREAM,
+                         "posterior_figure": len(CONFIG["tasks"])}),
         # figure code: the figures only
-        ("figures.py", {"figures": 1, "all": 1}),
+        ("figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}),
     ],
 )
 def test_code_change_reruns_the_jobs_that_run_it(tiny_workflow, tmp_path, module, changed):
@@ -168,4 +174,5 @@ def test_list_changes_names_the_tables_whose_inputs_changed(tiny_workflow, tmp_p
     budget = override(tmp_path, "budget", {"budgets": CONFIG["budgets"] + [min(CONFIG["budgets"]) + 128]})
     output = snakemake("--list-changes", "input", "--directory", tiny_workflow, "--configfile", TINY, budget)
     listed = {line for line in output.splitlines() if not line.startswith("Building")}
-    assert listed == {"results/summary.csv", "results/coverage.csv"}
+    assert listed == {"results/summary.csv", "results/coverage.csv", *(
+        f"figures/training_{task}.png" for task in CONFIG["tasks"])}
