@@ -164,8 +164,13 @@ def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tm
     assert "credibility level" in html  # a caption
 
 
-@pytest.mark.parametrize("config", sorted((ROOT / "tests" / "config").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_test_config_builds_its_dag(config, tmp_path):
+CONFIGS = sorted((ROOT / "tests" / "config").glob("*.yaml")) + [
+    p for p in sorted((ROOT / "config").glob("*.yaml")) if p.name != "schema.yaml"
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_config_builds_its_dag(config, tmp_path):
     result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", config)
     counts = job_counts(result.stdout)
     assert counts == {**expected_jobs(yaml.safe_load(config.read_text())), "total": counts["total"]}
