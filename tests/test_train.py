@@ -90,3 +90,12 @@ def test_corrupt_model_file_is_named(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="bad.pt: not a readable model file"):
         load_ensemble(bad)
+
+
+def test_model_file_of_another_format_is_refused(trained, tmp_path):
+    out, _ = trained
+    payload = torch.load(out / "m.pt", weights_only=True)
+    payload["format"] = 2
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="future.pt: unsupported model file format"):
+        load_ensemble(tmp_path / "future.pt")

@@ -23,11 +23,17 @@ LABELS = {"nre": "NRE", "bnre": "BNRE"}
 
 
 def _save(fig: plt.Figure, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
+    from . import __version__
+
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
+        # provenance in the file's metadata (PNG text chunks, PDF info, SVG metadata)
+        metadata = {"Creator" if fmt == "pdf" else "Software": f"bnre-workflow {__version__}"}
+        if fmt == "svg":
+            metadata = {"Creator": f"bnre-workflow {__version__}"}
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=120)
+            fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=120, metadata=metadata)
         paths.append(path)
     plt.close(fig)
     return paths
