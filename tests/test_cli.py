@@ -68,3 +68,11 @@ def test_threads_are_handed_to_torch_and_blas():
         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
     )
     assert result.stdout.split()[-2:] == ["3", "3"], result.stderr
+
+
+def test_grid_is_capped_at_max_cells():
+    from bnre.cli import grid_bins
+
+    assert grid_bins(90, 1, 2**15) == 90
+    assert grid_bins(90, 2, 2**15) == 90
+    assert grid_bins(90, 3, 2**15) == 32 and 32**3 <= 2**15 < 33**3

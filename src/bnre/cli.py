@@ -117,12 +117,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.pairs > len(test):
         raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
     theta, x = test.theta[: args.pairs], test.x[: args.pairs]
-    log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {args.bins} bins per dimension")
+    bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
+    log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {bins} bins per dimension")
     from .ensemble import pick_device
 
     device = pick_device(args.device)
     tables = evaluate(
-        task, members, theta, x, args.bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
+        task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
     )
     keys = dict(task=task.name, method=meta["config"]["method"], budget=meta["budget"])
     for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
