@@ -26,7 +26,6 @@ import time
 
 from common import device_name, matmul_peak
 
-import numpy as np
 import torch
 from torch import nn
 

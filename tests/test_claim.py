@@ -6,7 +6,6 @@
 """
 
 import numpy as np
-import pytest
 import torch
 
 from bnre.coverage import PAPER_LEVELS, clopper_pearson
@@ -17,18 +16,7 @@ from bnre.losses import balancing
 from bnre.simulate import simulate_range
 from bnre.tasks import Gaussian, get_task
 from bnre.train import TrainConfig, build_estimator, member_seed, member_subset
-
-
-class ExactRatio(torch.nn.Module):
-    def __init__(self, task):
-        super().__init__()
-        self.task = task
-
-    def embed(self, x):
-        return x
-
-    def head_log_ratio(self, theta, embedding):
-        return self.task.log_posterior(theta, embedding) + self.task.prior.log_volume
+from test_evaluate import ExactRatio  # the exact log-ratio of the Gaussian task
 
 
 def test_exact_gaussian_posterior_has_nominal_coverage():

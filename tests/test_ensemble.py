@@ -1,6 +1,5 @@
 """Vectorised ensemble training: agreement with independent runs, optimiser, resume."""
 
-import math
 import os
 import signal
 import subprocess

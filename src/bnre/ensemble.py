@@ -255,7 +255,6 @@ def fit_ensemble(
 
     base = copy.deepcopy(estimators[0]).to("meta")
     params, buffers = stack_module_state([e.to(device) for e in estimators])
-    names = list(params)
     lmbda = config.penalty
 
     if StackedMLP.applies(estimators[0]):

@@ -33,7 +33,7 @@ from torch import Tensor
 from . import __version__
 from .data import Pairs
 from .io import atomic_path
-from .ensemble import Interrupted, config_fingerprint, epoch_order, fit_ensemble
+from .ensemble import config_fingerprint, epoch_order, fit_ensemble
 from .losses import balancing, bnre_loss, marginal_theta
 from .nn import RatioEstimator
 from .tasks import Task, get_task
@@ -116,8 +116,7 @@ def build_estimator(task: Task, hidden: list[int], activation: str) -> RatioEsti
 
 def objective(estimator: RatioEstimator, theta: Tensor, x: Tensor, lmbda: float) -> tuple[Tensor, Tensor]:
     """Loss and balancing value of a batch (marginal pairs by rolling ``theta``)."""
-    logit_joint = estimator(theta, x)
-    logit_marginal = estimator(marginal_theta(theta), x)
+    logit_joint, logit_marginal = estimator(theta, x, marginal_theta(theta)).chunk(2, dim=-1)
     return bnre_loss(logit_joint, logit_marginal, lmbda), balancing(logit_joint, logit_marginal)
 
 
@@ -128,8 +127,9 @@ def validate(estimator: RatioEstimator, theta: Tensor, x: Tensor, lmbda: float, 
     joint, marginal = [], []
     theta_marginal = marginal_theta(theta)
     for a in range(0, len(theta), batch):
-        joint.append(estimator(theta[a : a + batch], x[a : a + batch]))
-        marginal.append(estimator(theta_marginal[a : a + batch], x[a : a + batch]))
+        both = estimator(theta[a : a + batch], x[a : a + batch], theta_marginal[a : a + batch])
+        joint.append(both[: len(both) // 2])
+        marginal.append(both[len(both) // 2 :])
     estimator.train()
     lj, lm = torch.cat(joint), torch.cat(marginal)
     return float(bnre_loss(lj, lm, lmbda)), float(balancing(lj, lm))
