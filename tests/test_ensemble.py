@@ -24,17 +24,21 @@ def pairs(task, split, n):
     return Pairs(*simulate_range(get_task(task), split, 1, 0, n), {"task": task})
 
 
-def test_vectorised_members_equal_independent_runs():
+@pytest.mark.parametrize("warmup, block", [(0, 1), (3, 128)])
+def test_vectorised_members_equal_independent_runs(warmup, block):
     task = get_task("slcp")
     train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
     # small scheduler patience and early-stopping patience exercise both per-member paths
-    config = TrainConfig(method="bnre", replicates=3, epochs=8, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=1)
+    config = TrainConfig(
+        method="bnre", replicates=3, epochs=8, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=1,
+        lambda_warmup=warmup, shuffle_block=block,
+    )
     seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(3)]
     estimators = []
     for seed in seeds:
         torch.manual_seed(seed)
         estimators.append(build_estimator(task, config.hidden, config.activation))
-    subsets = [member_subset(s, len(train), 1000) for s in seeds]
+    subsets = [member_subset(s, len(train), 1000, block) for s in seeds]
     states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
     for k in range(3):
         ref_state, ref_history = train_member(task, config, train, val, 1000, k, log=lambda _: None)
@@ -45,10 +49,33 @@ def test_vectorised_members_equal_independent_runs():
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
             assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
             assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+        # Adam's sign-like steps amplify float rounding of near-zero gradients: weights agree
+        # to ~1e-5..1e-4 while the losses above agree to 1e-7; a wrong batch differs by 1e-2
         for name, value in ref_state.items():
-            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=1e-5), name
+            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=2e-4), name
     # the learning-rate schedules and stopping epochs actually differ between members
-    assert len({len([h for h in history if h["member"] == k]) for k in range(3)}) > 1 or len({h["lr"] for h in history}) > 1
+    assert warmup or len({len([h for h in history if h["member"] == k]) for k in range(3)}) > 1 or len({h["lr"] for h in history}) > 1
+
+
+def test_mixed_precision_training_tracks_float32():
+    """bfloat16 autocast (amp) trains to nearly the float32 losses."""
+    task = get_task("slcp")
+    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
+    curves = {}
+    for amp in (False, True):
+        config = TrainConfig(method="bnre", replicates=2, epochs=3, hidden=[64, 64], amp=amp)
+        seeds = [member_seed(0, "slcp", 2048, k) for k in range(2)]
+        estimators = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            estimators.append(build_estimator(task, config.hidden, config.activation))
+        subsets = [member_subset(s, 2048, 2048) for s in seeds]
+        _, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+        curves[amp] = np.array([[h["train_loss"], h["val_loss"]] for h in history])
+    assert np.isfinite(curves[True]).all()
+    assert not np.array_equal(curves[True], curves[False])  # autocast did change the arithmetic
+    assert np.abs(curves[True] - curves[False]).max() < 0.02
+    assert curves[True][-1, 1] < curves[True][0, 1] + 0.01  # and it still learns
 
 
 def test_stacked_adamw_equals_torch_adamw_per_member():
@@ -97,13 +124,16 @@ def data_files(tmp_path_factory):
 
 
 OPTIONS = '{"replicates": 2, "epochs": 12, "patience": 100, "hidden": [64, 64], "batch_size": 32, "checkpoint_seconds": 0}'
+# block sampling; the second streams x from the HDF5 files (a 10 kB limit, the data is 60 kB)
+BLOCKS = OPTIONS[:-1] + ', "shuffle_block": 256}'
+STREAMED = BLOCKS[:-1] + ', "memory_limit_mb": 0.01}'
 
 
-def train_command(directory, name):
+def train_command(directory, name, options=OPTIONS):
     return [
         sys.executable, "-m", "bnre", "--threads", "1", "train", "--task", "gaussian", "--method", "bnre",
         "--budget", "4096", "--train", str(directory / "train.h5"), "--val", str(directory / "val.h5"),
-        "--options", OPTIONS, "--model", str(directory / f"{name}.pt"), "--history", str(directory / f"{name}.csv"),
+        "--options", options, "--model", str(directory / f"{name}.pt"), "--history", str(directory / f"{name}.csv"),
     ]
 
 
@@ -164,6 +194,23 @@ def test_killed_training_resumes_to_the_same_result(data_files, uninterrupted, s
     history = np.genfromtxt(data_files / f"{name}.csv", delimiter=",", names=True)
     reference = np.genfromtxt(data_files / "reference.csv", delimiter=",", names=True)
     assert np.array_equal(history["val_loss"], reference["val_loss"])
+
+
+def test_streamed_training_killed_resumes_to_the_in_memory_result(data_files):
+    """Stream from HDF5, SIGKILL mid-run, resume: bit for bit the model trained in memory."""
+    in_memory = run(train_command(data_files, "blocks", BLOCKS))
+    assert in_memory.returncode == 0, in_memory.stderr
+    assert "streaming" not in in_memory.stdout
+    checkpoint = data_files / "streamed.pt.checkpoint"
+    process = start(train_command(data_files, "streamed", STREAMED))
+    wait_for_epochs(process, checkpoint, 3)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    result = run(train_command(data_files, "streamed", STREAMED))
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout and "streaming" in result.stdout
+    reference = torch.load(data_files / "blocks.pt", weights_only=True)
+    assert_same_model(torch.load(data_files / "streamed.pt", weights_only=True), reference)
 
 
 def test_model_records_provenance(uninterrupted):

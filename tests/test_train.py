@@ -23,6 +23,13 @@ def test_member_seeds_are_distinct_and_method_free():
     assert member_seed(0, "slcp", 1024, 0) != member_seed(0, "gaussian", 1024, 0)
 
 
+def test_lambda_warmup_ramps_the_penalty_linearly():
+    config = TrainConfig(method="bnre", lmbda=100, lambda_warmup=4)
+    assert [config.penalty_at(e) for e in range(1, 7)] == [25, 50, 75, 100, 100, 100]
+    assert TrainConfig(method="bnre", lmbda=100).penalty_at(1) == 100
+    assert TrainConfig(method="nre", lmbda=100, lambda_warmup=4).penalty_at(2) == 0
+
+
 def test_config_refuses_unknown_and_invalid_options():
     with pytest.raises(ValueError, match=r"unknown training option\(s\) \['lamda'\]"):
         TrainConfig.from_dict({"lamda": 1.0})
@@ -32,6 +39,12 @@ def test_config_refuses_unknown_and_invalid_options():
         TrainConfig(method="snre")
     assert TrainConfig(method="nre", lmbda=100).penalty == 0.0
     assert TrainConfig(method="bnre", lmbda=7).penalty == 7
+    with pytest.raises(ValueError, match="shuffle_block must be >= 1"):
+        TrainConfig(shuffle_block=0)
+    with pytest.raises(ValueError, match="lambda_warmup must be >= 0"):
+        TrainConfig(lambda_warmup=-2)
+    with pytest.raises(ValueError, match="memory_limit_mb must be > 0"):
+        TrainConfig(memory_limit_mb=0)
 
 
 @pytest.fixture(scope="module")

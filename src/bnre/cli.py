@@ -86,24 +86,24 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .data import read_pairs
+    from .data import open_pairs
     from .ensemble import Interrupted
     from .train import TrainConfig, train_ensemble
 
     options = json.loads(args.options)
     config = TrainConfig.from_dict({**options, "method": args.method})
     shapes = task_shapes(args.task)
-    train = read_pairs(args.train, task=args.task, **shapes)
-    val = read_pairs(args.val, task=args.task, **shapes)
-    if args.budget > len(train):
-        raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
-    log(f"training {config.replicates} {args.method.upper()} members on {args.budget} pairs of {args.task} (lambda={config.penalty})")
-    checkpoint = args.checkpoint or f"{args.model}.checkpoint"
-    try:
-        train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log, checkpoint, provenance())
-    except Interrupted as stop:
-        log(str(stop))
-        raise SystemExit(143) from None
+    # x stays in the files: only the members' rows are read, or streamed when too large
+    with open_pairs(args.train, task=args.task, **shapes) as train, open_pairs(args.val, task=args.task, **shapes) as val:
+        if args.budget > len(train):
+            raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
+        log(f"training {config.replicates} {args.method.upper()} members on {args.budget} pairs of {args.task} (lambda={config.penalty})")
+        checkpoint = args.checkpoint or f"{args.model}.checkpoint"
+        try:
+            train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log, checkpoint, provenance())
+        except Interrupted as stop:
+            log(str(stop))
+            raise SystemExit(143) from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,19 +33,15 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .data import Pairs
 from .io import atomic_path
 from .losses import balancing, bnre_loss
 from .nn import RatioEstimator
+from .progress import Progress
+from .sampling import epoch_order, position_blocks
+from .stream import PairsSource, TrainingRows, ValidationPairs
 from .tasks import Task
 
 Log = Callable[[str], None]
-
-
-def epoch_order(seed: int, epoch: int, n: int, device: torch.device | str = "cpu") -> Tensor:
-    """The shuffling of a member's ``n`` training pairs at ``epoch``, fixed by its seed."""
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
-    return torch.randperm(n, generator=generator).to(device)
 
 
 class StackedAdamW:
@@ -230,8 +225,8 @@ def fit_ensemble(
     estimators: list[RatioEstimator],
     seeds: list[int],
     subsets: list[np.ndarray],
-    train: Pairs,
-    val: Pairs,
+    train: PairsSource,
+    val: PairsSource,
     config,
     checkpoint: str | os.PathLike | None = None,
     fingerprint: str = "",
@@ -245,13 +240,13 @@ def fit_ensemble(
     device = pick_device(config.device)
     k_total = len(estimators)
     budget = len(subsets[0])
-    theta_pool = torch.as_tensor(train.theta, device=device)
-    x_pool = torch.as_tensor(train.x, device=device)
-    subset_index = torch.as_tensor(np.stack(subsets), device=device)  # (K, budget)
-    for estimator, subset in zip(estimators, subsets):
-        estimator.set_standardisation(torch.as_tensor(train.x[subset]))
-    theta_val = torch.as_tensor(val.theta, device=device)
-    x_val = torch.as_tensor(val.x, device=device)
+    memory_limit = config.memory_limit_mb * 2**20
+    rows = TrainingRows(train, subsets, config.shuffle_block, memory_limit, device, log)
+    for k, estimator in enumerate(estimators):
+        estimator.set_standardisation(rows.member_chunks(k))
+    subset_index, subset_index_cpu = rows.local, rows.local_cpu  # (K, budget) union rows
+    groups = [position_blocks(subset, config.shuffle_block) for subset in subsets]
+    validation = ValidationPairs(val, memory_limit, device)
 
     base = copy.deepcopy(estimators[0]).to("meta")
     params, buffers = stack_module_state([e.to(device) for e in estimators])
@@ -331,7 +326,7 @@ def fit_ensemble(
             best_loss, best_epoch = state["best_loss"], state["best_epoch"]
             best_states, history = state["best_states"], state["history"]
             running, elapsed_before = state["running"].to(device), state["elapsed"]
-            subset_index = subset_index[active]
+            subset_index, subset_index_cpu = subset_index[active], subset_index_cpu[active]
             log(f"resumed from {checkpoint} at epoch {epoch}, step {step}, members {active}")
 
     terminate = {"flag": False}
@@ -346,20 +341,22 @@ def fit_ensemble(
     if budget - (steps_per_epoch - 1) * config.batch_size < 2:
         steps_per_epoch -= 1  # a last batch of one pair has no marginal partner
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp)
-    interactive = sys.stderr.isatty()
+    progress = Progress(config.epochs, steps_per_epoch)
     try:
         while active and epoch <= config.epochs:
             epoch_start = time.perf_counter()
-            seeds_active = [seeds[m] for m in active]
-            orders = torch.stack([epoch_order(s, epoch, budget, device) for s in seeds_active])  # (K, budget)
+            orders_cpu = torch.stack([epoch_order(seeds[m], epoch, budget, groups=groups[m]) for m in active])
+            orders = orders_cpu.to(device)  # (K, budget) positions in each member's subset
+            lmbda_epoch = config.penalty_at(epoch)
             while step < steps_per_epoch:
-                columns = orders[:, step * config.batch_size : (step + 1) * config.batch_size]
-                index = torch.gather(subset_index, 1, columns)  # (K, B) pool rows
-                theta, x = theta_pool[index], x_pool[index]
+                window = slice(step * config.batch_size, (step + 1) * config.batch_size)
+                index = torch.gather(subset_index, 1, orders[:, window])  # (K, B) union rows
+                index_cpu = torch.gather(subset_index_cpu, 1, orders_cpu[:, window]) if rows.streamed else None
+                theta, x = rows.theta(index), rows.x(index, index_cpu)
                 with autocast:
                     logits = batched(params, buffers, theta, x, torch.roll(theta, 1, dims=1)).float()
                 b = theta.shape[1]
-                loss = bnre_loss(logits[:, :b], logits[:, b:], lmbda)  # (K,)
+                loss = bnre_loss(logits[:, :b], logits[:, b:], lmbda_epoch)  # (K,)
                 optimizer.zero_grad()
                 loss.sum().backward()
                 optimizer.step()
@@ -368,13 +365,9 @@ def fit_ensemble(
                 if terminate["flag"]:
                     save(checkpoint)
                     raise Interrupted(f"SIGTERM: checkpoint written at epoch {epoch}, step {step}")
-                if interactive:
-                    done = (epoch - 1) * steps_per_epoch + step
-                    total = config.epochs * steps_per_epoch
-                    rate = done / max(time.perf_counter() - started + elapsed_before, 1e-9)
-                    sys.stderr.write(f"\repoch {epoch}/{config.epochs} step {step}/{steps_per_epoch} ETA ≤ {(total - done) / rate:6.0f}s ")
+                progress.update(epoch, step, lambda: float(running[: len(active)].mean()) / step)
             train_loss = running[: len(active)].cpu() / steps_per_epoch
-            val_loss, val_balancing = validate_stacked(batched, params, buffers, theta_val, x_val, lmbda)
+            val_loss, val_balancing = validate_stacked(batched, params, buffers, validation, lmbda)
             lr_used = optimizer.lr.clone()
             optimizer.lr = scheduler.step(val_loss.double().cpu(), optimizer.lr)
             seconds = time.perf_counter() - epoch_start
@@ -407,7 +400,7 @@ def fit_ensemble(
                 optimizer.params = list(params.values())
                 optimizer.select(keep.to(device))  # lr stays on the CPU
                 scheduler.select(keep)
-                subset_index = subset_index[keep.to(device)]
+                subset_index, subset_index_cpu = subset_index[keep.to(device)], subset_index_cpu[keep]
             epoch, step = epoch + 1, 0
             running = torch.zeros(k_total, dtype=torch.float64, device=device)
             if checkpoint is not None and time.perf_counter() - last_save >= config.checkpoint_seconds:
@@ -416,24 +409,19 @@ def fit_ensemble(
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
-        if interactive:
-            sys.stderr.write("\n")
+        progress.close()
     return best_states, history
 
 
 @torch.no_grad()
-def validate_stacked(batched, params, buffers, theta: Tensor, x: Tensor, lmbda: float, batch: int = 4096) -> tuple[Tensor, Tensor]:
+def validate_stacked(batched, params, buffers, validation: ValidationPairs, lmbda: float) -> tuple[Tensor, Tensor]:
     """Objective and balancing value of each member over the whole validation set."""
     k = next(iter(params.values())).shape[0]
-    theta_marginal = torch.roll(theta, 1, dims=0)
     joint, marginal = [], []
-    for a in range(0, len(theta), batch):
-        t, tm, xx = theta[a : a + batch], theta_marginal[a : a + batch], x[a : a + batch]
+    for t, xx, tm in validation:
         logits = batched(params, buffers, t.expand(k, *t.shape), xx.expand(k, *xx.shape), tm.expand(k, *tm.shape))
         n = len(t)
         joint.append(logits[:, :n])
         marginal.append(logits[:, n:])
     lj, lm = torch.cat(joint, dim=1), torch.cat(marginal, dim=1)
     return bnre_loss(lj, lm, lmbda), balancing(lj, lm)
-
-

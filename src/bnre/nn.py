@@ -6,7 +6,7 @@ The embedding :math:`e` of :math:`x` is computed once per observation and the he
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -78,11 +78,30 @@ class RatioEstimator(nn.Module):
         self.embedding = embedding
         self.head = MLP(len(lower_t) + embedding_features, 1, hidden, activation)
 
-    def set_standardisation(self, x: Tensor) -> None:
-        """Set the mean and standard deviation of preprocessed training data ``x``."""
-        x = self.preprocess(x)
-        self.x_mean.copy_(x.mean(dim=0))
-        self.x_std.copy_(x.std(dim=0).clamp_min(1e-6))
+    @torch.no_grad()
+    def set_standardisation(self, x: Tensor | Iterable[Tensor], chunk: int = 4096) -> None:
+        r"""Set the mean and standard deviation of preprocessed training data ``x``.
+
+        ``x`` is a tensor (read in chunks of ``chunk`` rows) or an iterable of chunks.
+        Sums are accumulated in float64 about the first chunk's mean :math:`c`:
+        :math:`\mu = c + S_1 / n`, :math:`\sigma^2 = (S_2 - S_1^2 / n) / (n - 1)` with
+        :math:`S_j = \sum_i (x_i - c)^j`, so a training set streamed in chunks gives the
+        same statistics as one held in memory.
+        """
+        chunks = torch.split(x, chunk) if isinstance(x, Tensor) else x
+        n, center, s1, s2 = 0, None, 0.0, 0.0
+        for part in chunks:
+            part = self.preprocess(part.to(self.x_mean.device)).double()
+            if center is None:
+                center = part.mean(dim=0)
+            d = part - center
+            n, s1, s2 = n + len(part), s1 + d.sum(dim=0), s2 + (d * d).sum(dim=0)
+        if center is None or n < 2:
+            raise ValueError(f"standardisation needs at least 2 training rows, got {n}")
+        mean = center + s1 / n
+        var = ((s2 - s1 * s1 / n) / (n - 1)).clamp_min(0)
+        self.x_mean.copy_(mean.float())
+        self.x_std.copy_(var.sqrt().float().clamp_min(1e-6))
 
     def embed(self, x: Tensor) -> Tensor:
         """Embedding :math:`e(x)` of observations (N, ...) -> (N, E)."""

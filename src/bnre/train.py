@@ -33,9 +33,11 @@ from torch import Tensor
 from . import __version__
 from .data import Pairs
 from .io import atomic_path
-from .ensemble import config_fingerprint, epoch_order, fit_ensemble
+from .ensemble import config_fingerprint, fit_ensemble
 from .losses import balancing, bnre_loss, marginal_theta
 from .nn import RatioEstimator
+from .sampling import epoch_order, member_subset, position_blocks
+from .stream import PairsSource
 from .tasks import Task, get_task
 
 METHODS = ("nre", "bnre")
@@ -62,13 +64,20 @@ class TrainConfig:
     amp: bool = False
     deterministic: bool = False
     checkpoint_seconds: float = 60.0
+    lambda_warmup: int = 0
+    shuffle_block: int = 1
+    memory_limit_mb: float = 4096.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; expected one of {METHODS}")
         if self.lmbda < 0:
             raise ValueError(f"lmbda must be >= 0, got {self.lmbda}")
-        for name in ("replicates", "batch_size", "epochs", "patience"):
+        if self.lambda_warmup < 0:
+            raise ValueError(f"lambda_warmup must be >= 0, got {self.lambda_warmup}")
+        if self.memory_limit_mb <= 0:
+            raise ValueError(f"memory_limit_mb must be > 0, got {self.memory_limit_mb}")
+        for name in ("replicates", "batch_size", "epochs", "patience", "shuffle_block"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -76,6 +85,14 @@ class TrainConfig:
     def penalty(self) -> float:
         r"""The :math:`\lambda` actually used: 0 for NRE."""
         return self.lmbda if self.method == "bnre" else 0.0
+
+    def penalty_at(self, epoch: int) -> float:
+        r""":math:`\lambda_e = \lambda \min(1, e / w)` in epoch :math:`e` (1-based) with a linear
+        warm-up over :math:`w` = ``lambda_warmup`` epochs (none when 0). Validation, early
+        stopping and the scheduler always use the full :math:`\lambda`."""
+        if not self.lambda_warmup:
+            return self.penalty
+        return self.penalty * min(1.0, epoch / self.lambda_warmup)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -91,13 +108,6 @@ def member_seed(seed: int, task: str, budget: int, member: int) -> int:
     """The 63-bit seed of ensemble member ``member``."""
     sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(task.encode()), budget, member))
     return int(sequence.generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def member_subset(seed: int, pool: int, budget: int) -> np.ndarray:
-    """Sorted indices of a member's training set: the first ``budget`` of its permutation."""
-    if budget > pool:
-        raise ValueError(f"budget {budget} exceeds the training pool of {pool} pairs")
-    return np.sort(np.random.default_rng(seed).permutation(pool)[:budget])
 
 
 def build_estimator(task: Task, hidden: list[int], activation: str) -> RatioEstimator:
@@ -154,7 +164,8 @@ def train_member(
     dict and its per-epoch history.
     """
     seed = member_seed(config.seed, task.name, budget, member)
-    subset = member_subset(seed, len(train), budget)
+    subset = member_subset(seed, len(train), budget, config.shuffle_block)
+    groups = position_blocks(subset, config.shuffle_block)
     theta = torch.as_tensor(train.theta[subset])
     x = torch.as_tensor(train.x[subset])
     theta_val, x_val = torch.as_tensor(val.theta), torch.as_tensor(val.x)
@@ -171,13 +182,14 @@ def train_member(
     history: list[dict] = []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        order = epoch_order(seed, epoch, budget)
+        order = epoch_order(seed, epoch, budget, groups=groups)
+        lmbda_epoch = config.penalty_at(epoch)
         losses = []
         for a in range(0, budget, config.batch_size):
             index = order[a : a + config.batch_size]
             if len(index) < 2:
                 continue
-            loss, _ = objective(estimator, theta[index], x[index], lmbda)
+            loss, _ = objective(estimator, theta[index], x[index], lmbda_epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -215,8 +227,8 @@ def train_member(
 def train_ensemble(
     task_name: str,
     config: TrainConfig,
-    train: Pairs,
-    val: Pairs,
+    train: PairsSource,
+    val: PairsSource,
     budget: int,
     model_path: str | os.PathLike,
     history_path: str | os.PathLike,
@@ -234,13 +246,15 @@ def train_ensemble(
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
     seeds = [member_seed(config.seed, task_name, budget, k) for k in range(config.replicates)]
-    subsets = [member_subset(seed, len(train), budget) for seed in seeds]
+    subsets = [member_subset(seed, len(train), budget, config.shuffle_block) for seed in seeds]
     estimators = []
     for seed in seeds:
         torch.manual_seed(seed)
         estimators.append(build_estimator(task, config.hidden, config.activation))
+    # options that do not change the result may change between a checkpoint and its resumption
+    result_options = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_seconds", "memory_limit_mb")}
     fingerprint = config_fingerprint(
-        {"task": task_name, "budget": budget, "config": dataclasses.asdict(config), "n_train": len(train), "n_val": len(val)}
+        {"task": task_name, "budget": budget, "config": result_options, "n_train": len(train), "n_val": len(val)}
     )
     states, history = fit_ensemble(
         task, estimators, seeds, subsets, train, val, config, checkpoint_path, fingerprint, log

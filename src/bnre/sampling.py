@@ -1,0 +1,65 @@
+r"""Which pairs of the training pool a member sees, and in which order.
+
+Member :math:`k` with seed :math:`s_k` trains on a subset of :math:`B` rows of a pool of
+:math:`N` i.i.d. simulated pairs and visits it in a new random order every epoch; both
+are deterministic functions of :math:`s_k` (and the epoch), so runs can be resumed and
+repeated exactly.
+
+With ``block`` :math:`= 1` (the default) the subset is :math:`B` rows drawn without
+replacement and each epoch is a uniform permutation. With ``block`` :math:`= b > 1` the
+pool is cut into blocks of :math:`b` consecutive rows: the subset is the first :math:`B`
+rows of randomly drawn whole blocks, and each epoch visits the member's blocks in a random
+order, shuffling rows within each block. Because pool rows are i.i.d., a block is as
+random a sample as any other set of :math:`b` rows; the only change is that a batch draws
+its rows from one or two blocks, which is what lets a pool larger than memory be read
+from disk sequentially (:mod:`bnre.stream`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def member_subset(seed: int, pool: int, budget: int, block: int = 1) -> np.ndarray:
+    """Sorted pool rows of a member's training set of ``budget`` pairs."""
+    if budget > pool:
+        raise ValueError(f"budget {budget} exceeds the training pool of {pool} pairs")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    rng = np.random.default_rng(seed)
+    if block == 1:
+        return np.sort(rng.permutation(pool)[:budget])
+    blocks = rng.permutation(-(-pool // block))
+    sizes = np.minimum(block, pool - blocks * block)
+    taken = int(np.searchsorted(np.cumsum(sizes), budget)) + 1
+    rows = np.concatenate([np.arange(b * block, min((b + 1) * block, pool)) for b in blocks[:taken]])
+    return np.sort(rows[:budget])
+
+
+def epoch_order(
+    seed: int,
+    epoch: int,
+    n: int,
+    device: torch.device | str = "cpu",
+    groups: np.ndarray | None = None,
+) -> Tensor:
+    """The order in which a member visits its ``n`` training pairs at ``epoch``.
+
+    Without ``groups`` a uniform permutation; with ``groups`` (the pool block of each of
+    the ``n`` positions) the blocks in a random order, and rows shuffled within blocks.
+    """
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    if groups is None:
+        return torch.randperm(n, generator=generator).to(device)
+    _, inverse = np.unique(groups, return_inverse=True)
+    rank = torch.randperm(int(inverse.max()) + 1, generator=generator)
+    within = torch.randperm(n, generator=generator)
+    key = rank[torch.as_tensor(inverse, dtype=torch.long)] * n + within
+    return torch.argsort(key).to(device)
+
+
+def position_blocks(subset: np.ndarray, block: int) -> np.ndarray | None:
+    """The pool block of every position of a member's subset (``None`` when ``block`` is 1)."""
+    return None if block == 1 else subset // block

@@ -1,0 +1,38 @@
+import io
+import os
+import pty
+
+from bnre.progress import Progress, format_seconds
+
+
+def test_bar_on_a_terminal_shows_epoch_loss_and_eta():
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        progress = Progress(epochs=10, steps_per_epoch=4, stream=terminal, interval=0)
+        assert progress.enabled  # a real pseudo-terminal
+        for epoch in (1, 2):
+            for step in range(1, 5):
+                progress.update(epoch, step, lambda: 0.6931)
+        progress.close()
+    shown = os.read(leader, 4096).decode()
+    os.close(leader)
+    assert "\repoch 2/10 step 4/4 loss 0.6931 ETA ≤ " in shown
+    assert shown.endswith("\r\n")  # the terminal's newline after the last redraw
+
+
+def test_bar_is_silent_in_logs_and_throttled():
+    log = io.StringIO()
+    progress = Progress(epochs=3, steps_per_epoch=2, stream=log)
+    progress.update(1, 1, lambda: 1 / 0)  # not a terminal: the loss is never computed
+    progress.close()
+    assert log.getvalue() == ""
+    calls = []
+    throttled = Progress(epochs=3, steps_per_epoch=1000, stream=io.StringIO(), interval=3600, enabled=True)
+    for step in range(1, 1001):
+        throttled.update(1, step, lambda: calls.append(step) or 0.5)
+    assert calls == [1]
+
+
+def test_seconds_are_formatted_as_clock_time():
+    assert format_seconds(3725.4) == "1:02:05"
+    assert format_seconds(float("nan")) == "?"
