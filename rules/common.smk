@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -18,6 +19,20 @@ validate(config, schema="../config/schema.yaml")
 
 def check_config(config):
     """Cross-key checks the JSON schema cannot express."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+    options = dict(schema["properties"]["train"]["properties"])
+    options.pop("tasks")
+    for task, override in config["train"]["tasks"].items():
+        try:
+            jsonschema.validate(
+                override,
+                {"type": "object", "additionalProperties": False, "properties": options},
+            )
+        except jsonschema.ValidationError as error:
+            raise WorkflowError(f"config: train.tasks.{task}: {error.message}") from None
     sim = config["simulation"]
     too_large = [b for b in config["budgets"] if b > sim["train"]]
     if too_large:
@@ -33,6 +48,38 @@ def check_config(config):
 
 
 check_config(config)
+
+# Tasks whose simulator needs an optional extra: its own conda environment for the
+# simulation jobs, and the importable module that must be present without conda.
+OPTIONAL_TASKS = {
+    "gravitational_waves": {
+        "env": "../envs/simulate_gravitational_waves.yaml",
+        "module": "lalsimulation",
+        "install": 'pip install "bnre-workflow[gw]"',
+    },
+}
+
+
+def check_optional_tasks(config):
+    """Refuse, before any job runs, a task whose simulator is not installed (without conda)."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return
+    for task in config["tasks"]:
+        extra = OPTIONAL_TASKS.get(task)
+        if extra and importlib.util.find_spec(extra["module"]) is None:
+            raise WorkflowError(
+                f"config: task {task!r} needs the {extra['module']} module, which is not "
+                f"installed: run `{extra['install']}`, or use --sdm conda "
+                f"({extra['env'].removeprefix('../')})"
+            )
+
+
+def simulate_env(wildcards):
+    """The simulation jobs' conda environment: the task's own one where it has one."""
+    return OPTIONAL_TASKS.get(wildcards.task, {}).get("env", "../envs/simulate.yaml")
+
+
+check_optional_tasks(config)
 
 # Every job runs the package from this checkout (src/ next to the Snakefile), also inside
 # conda environments, which then only need the package's dependencies.
@@ -87,8 +134,9 @@ def block_files(wildcards):
 
 
 def train_options(wildcards):
-    """The training slice of the config as the JSON the package's TrainConfig reads."""
-    options = dict(config["train"])
+    """The task's training options (with its overrides) as the JSON TrainConfig reads."""
+    options = {k: v for k, v in config["train"].items() if k != "tasks"}
+    options.update(config["train"]["tasks"].get(wildcards.task, {}))
     options["lmbda"] = options.pop("lambda")
     options["replicates"] = config["replicates"]
     options["seed"] = config["seed"]

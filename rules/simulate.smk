@@ -6,7 +6,7 @@ rule simulate_block:
     benchmark:
         "logs/benchmarks/simulate/{task}/{split}/{block}.tsv"
     conda:
-        "../envs/simulate.yaml"
+        simulate_env
     threads: job_threads("simulate_block")
     resources:
         runtime=job_runtime("simulate_block"),

@@ -65,6 +65,8 @@ def rules() -> dict[str, dict]:
         for block in re.split(r"(?m)^(?=rule \w+:)", path.read_text())[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
             conda = re.search(r'^    conda:\n\s+"([^"]+)"', block, re.M)
+            if re.search(r"^    conda:\n\s+simulate_env$", block, re.M):  # a task's own env, else this
+                conda = re.match(r"(.*)", "../envs/simulate.yaml")
             command = re.search(r'"python -m bnre(?: --threads \{threads\})? ([\w-]+)', block)
             code = re.search(r"code=package_code\(([^)]*)\)", block)
             found[name] = {
@@ -161,6 +163,19 @@ def test_pyproject_lists_every_package_the_package_imports():
     imported = set().union(*(imports_of(c) for c in GRAPH.commands()))
     missing = {name for name in imported if IMPORT_TO_PYPI.get(name, name).lower() not in requirements}
     assert not missing, f"pyproject.toml dependencies lack {sorted(missing)}"
+
+
+def test_gravitational_wave_env_is_the_simulate_env_plus_the_gw_extra():
+    common = (ROOT / "rules" / "common.smk").read_text()
+    assert '"env": "../envs/simulate_gravitational_waves.yaml"' in common and "conda:\n        simulate_env" in (
+        ROOT / "rules" / "simulate.smk"
+    ).read_text()
+    gw, plain = parse_env(ROOT / "envs" / "simulate_gravitational_waves.yaml"), parse_env(ROOT / "envs" / "simulate.yaml")
+    assert set(gw) - set(plain) == {"lalsuite"} and all(str(gw[n]) == str(plain[n]) for n in plain)
+    extra = {Requirement(r).name: Requirement(r).specifier for r in PYPROJECT["optional-dependencies"]["gw"]}
+    assert extra["lalsuite"].contains(pin(gw["lalsuite"]) + ".0")
+    # the simulator imports lal only inside an ImportError guard: no other stage needs it
+    assert not {"lal", "lalsimulation"} & ALL_IMPORTS
 
 
 def test_static_analysis_finds_the_task_modules_and_the_light_stages():

@@ -1,5 +1,9 @@
 """The shared task interface, for every registered task."""
 
+import importlib.util
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +12,36 @@ from bnre.tasks import TASKS, get_task
 from bnre.train import build_estimator
 
 
+LAL = importlib.util.find_spec("lalsimulation") is not None
+
+
 @pytest.fixture(params=sorted(TASKS))
 def task(request):
+    if request.param == "gravitational_waves" and not LAL:
+        pytest.skip("lalsuite not installed (the gw extra)")
     return get_task(request.param)
+
+
+def test_gravitational_waves_without_lalsuite_trains_but_cannot_simulate():
+    """Without the gw extra the task is still known (training, evaluation and figures need no
+    lal); simulating it fails with the installation command."""
+    code = (
+        "import sys, numpy as np\n"
+        "sys.modules['lal'] = sys.modules['lalsimulation'] = None\n"
+        "from bnre.tasks import get_task\n"
+        "from bnre.train import build_estimator\n"
+        "task = get_task('gravitational_waves')\n"
+        "build_estimator(task, [8], 'SELU')\n"
+        "print(task.x_shape)\n"
+        "try:\n"
+        "    task.simulate(task.prior.sample(2, np.random.default_rng(0)), np.random.default_rng(0))\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "(2, 8192)" in result.stdout
+    assert 'pip install "bnre-workflow[gw]"' in result.stdout
 
 
 def test_prior_samples_lie_in_the_box(task):

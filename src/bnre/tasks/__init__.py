@@ -6,6 +6,7 @@ from typing import Callable
 
 from .base import BoxUniform, Task
 from .gaussian import Gaussian
+from .gravitational_waves import GravitationalWaves
 from .lotka_volterra import LotkaVolterra
 from .mg1 import MG1
 from .slcp import SLCP
@@ -21,6 +22,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "mg1": MG1,
     "lotka_volterra": LotkaVolterra,
     "spatial_sir": SpatialSIR,
+    "gravitational_waves": GravitationalWaves,  # simulation needs the `gw` extra (lalsuite)
 }
 
 
@@ -36,6 +38,7 @@ __all__ = [
     "TASKS",
     "BoxUniform",
     "Gaussian",
+    "GravitationalWaves",
     "LotkaVolterra",
     "MG1",
     "SLCP",
