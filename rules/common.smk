@@ -22,17 +22,25 @@ def check_config(config):
     import jsonschema
     import yaml
 
-    schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+    schema = yaml.safe_load(
+        (Path(workflow.basedir) / "config" / "schema.yaml").read_text()
+    )
     options = dict(schema["properties"]["train"]["properties"])
     options.pop("tasks")
     for task, override in config["train"]["tasks"].items():
         try:
             jsonschema.validate(
                 override,
-                {"type": "object", "additionalProperties": False, "properties": options},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": options,
+                },
             )
         except jsonschema.ValidationError as error:
-            raise WorkflowError(f"config: train.tasks.{task}: {error.message}") from None
+            raise WorkflowError(
+                f"config: train.tasks.{task}: {error.message}"
+            ) from None
     sim = config["simulation"]
     too_large = [b for b in config["budgets"] if b > sim["train"]]
     if too_large:
