@@ -27,7 +27,7 @@ def test_streamed_batches_equal_the_in_memory_ones_with_bounded_memory(pool_file
     members = subsets(100)
     with open_pairs(path) as source:
         loaded = TrainingRows(source, members, 100, 2**30, CPU, log=lambda _: None)
-        streamed = TrainingRows(source, members, 100, 30_000, CPU, log=lambda _: None)
+        streamed = TrainingRows(source, members, 100, 30_000, CPU, log=lambda _: None, batch_size=64)
         assert not loaded.streamed and streamed.streamed
         # 30 kB holds 6 blocks of 100 rows: far fewer than the ~30 blocks of the union
         assert streamed.cache.capacity == 6 and len(streamed.union) >= 2000
@@ -44,6 +44,18 @@ def test_streamed_batches_equal_the_in_memory_ones_with_bounded_memory(pool_file
         assert streamed.cache.reads <= blocks_used + 6
         for k in range(3):
             assert torch.equal(torch.cat(list(streamed.member_chunks(k))), torch.cat(list(loaded.member_chunks(k))))
+
+
+def test_blocks_smaller_than_a_batch_still_fit_the_cache(pool_file):
+    path, _, x = pool_file
+    members = subsets(16)
+    with open_pairs(path) as source:
+        rows = TrainingRows(source, members, 16, 1, CPU, log=lambda _: None, batch_size=64)
+        assert rows.cache.capacity == 3 * (64 // 16 + 1)  # the limit is below one batch's blocks
+        orders = torch.stack([epoch_order(s, 2, 1000, groups=position_blocks(m, 16)) for s, m in enumerate(members)])
+        for step in range(0, 1000, 64):
+            local = torch.gather(rows.local, 1, orders[:, step : step + 64])
+            assert torch.equal(rows.x(local, local), torch.as_tensor(x[rows.union[local.numpy()]]))
 
 
 def test_streaming_without_blocks_is_refused_with_advice(pool_file):

@@ -241,7 +241,7 @@ def fit_ensemble(
     k_total = len(estimators)
     budget = len(subsets[0])
     memory_limit = config.memory_limit_mb * 2**20
-    rows = TrainingRows(train, subsets, config.shuffle_block, memory_limit, device, log)
+    rows = TrainingRows(train, subsets, config.shuffle_block, memory_limit, device, log, config.batch_size)
     for k, estimator in enumerate(estimators):
         estimator.set_standardisation(rows.member_chunks(k))
     subset_index, subset_index_cpu = rows.local, rows.local_cpu  # (K, budget) union rows

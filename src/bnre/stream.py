@@ -96,6 +96,7 @@ class TrainingRows:
         memory_limit: float,
         device: torch.device,
         log: Log = print,
+        batch_size: int = 128,
     ):
         self.source, self.subsets, self.device = source, subsets, device
         self.union = np.unique(np.concatenate(subsets))
@@ -114,7 +115,8 @@ class TrainingRows:
                 f"({memory_limit / 2**20:.0f} MB); set train.shuffle_block (e.g. 1024) to stream them "
                 "from the HDF5 file in blocks, or raise memory_limit_mb"
             )
-        batch_blocks = len(subsets) * 2  # worst case per member: a batch straddles two blocks
+        # worst case per member: a batch spans ceil(batch / block) + 1 blocks
+        batch_blocks = len(subsets) * (-(-batch_size // block) + 1)
         capacity = max(batch_blocks, int(memory_limit // (block * source.x_row_bytes)))
         self.cache = BlockCache(source, block, capacity, device)
         log(
