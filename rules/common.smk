@@ -141,14 +141,36 @@ def block_files(wildcards):
     )
 
 
-def train_options(wildcards):
-    """The task's training options (with its overrides) as the JSON TrainConfig reads."""
+# Training options that cannot change the model: a streamed training is bit for bit the
+# in-memory one, and a resumed one the uninterrupted one. The train rule takes them as
+# resources, which Snakemake does not track, so changing them re-runs nothing.
+EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
+
+
+def task_train_options(task):
+    """The `train` options of a task: the defaults with its `train.tasks` overrides."""
     options = {k: v for k, v in config["train"].items() if k != "tasks"}
-    options.update(config["train"]["tasks"].get(wildcards.task, {}))
+    options.update(config["train"]["tasks"].get(task, {}))
+    return options
+
+
+def train_options(wildcards):
+    """The options that define the model, as the JSON TrainConfig reads (tracked params)."""
+    options = task_train_options(wildcards.task)
+    for key in EXECUTION_OPTIONS:
+        del options[key]
     options["lmbda"] = options.pop("lambda")
+    if wildcards.method == "nre":  # no balancing penalty: λ cannot change an NRE model
+        options.update(lmbda=0.0, lambda_warmup=0)
     options["replicates"] = config["replicates"]
     options["seed"] = config["seed"]
     return json.dumps(options, sort_keys=True)
+
+
+def train_execution(key):
+    """An execution option of the train rule, as a (string) resource."""
+    assert key in EXECUTION_OPTIONS, key
+    return lambda wildcards: str(task_train_options(wildcards.task)[key])
 
 
 def evaluation_tables(kind):

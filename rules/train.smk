@@ -16,6 +16,9 @@ rule train:
         runtime=job_runtime("train"),
         mem_mb=job_mem_mb("train"),
         gpu=job_gpus("train"),
+        # how the job runs, not what it computes (untracked: changing them re-runs nothing)
+        checkpoint_seconds=train_execution("checkpoint_seconds"),
+        memory_limit=train_execution("memory_limit_mb"),
     params:
         code=package_code("train"),
         options=train_options,
@@ -25,4 +28,6 @@ rule train:
         " --method {wildcards.method} --budget {wildcards.budget}"
         " --train {input.train} --val {input.val} --options '{params.options}'"
         " --model {output.model} --history {output.history}"
-        " --checkpoint {params.checkpoint} > {log} 2>&1"
+        " --checkpoint {params.checkpoint}"
+        " --checkpoint-seconds {resources.checkpoint_seconds}"
+        " --memory-limit-mb {resources.memory_limit} > {log} 2>&1"

@@ -89,10 +89,36 @@ def test_changing_resources_reruns_nothing(tiny_workflow, tmp_path):
     assert planned(tiny_workflow, override(tmp_path, "resources", {"resources": resources})) == []
 
 
+def test_changing_training_execution_settings_reruns_nothing(tiny_workflow, tmp_path):
+    # how often checkpoints are written and whether data stream from disk do not change
+    # the model (streamed = in-memory bit for bit: tests/test_ensemble.py)
+    task = CONFIG["tasks"][0]
+    train = {"checkpoint_seconds": 1, "memory_limit_mb": 1, "tasks": {task: {"memory_limit_mb": 7}}}
+    assert planned(tiny_workflow, override(tmp_path, "execution", {"train": train})) == []
+
+
 def test_training_hyperparameter_reruns_training_and_downstream_only(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
     assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM, **MODEL_FIGURES}
+
+
+def test_lambda_reruns_only_bnre(tiny_workflow, tmp_path):
+    # NRE has no balancing penalty, so λ and its warm-up cannot change an NRE model
+    train = {"lambda": CONFIG["train"]["lambda"] / 2, "lambda_warmup": 3}
+    jobs = planned(tiny_workflow, override(tmp_path, "lambda", {"train": train}))
+    models = len(CONFIG["tasks"]) * len(CONFIG["budgets"])
+    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM, **MODEL_FIGURES}
+    assert {w["method"] for rule, w in jobs if rule in ("train", "evaluate")} == {"bnre"}
+
+
+def test_per_task_training_override_reruns_only_that_task(tiny_workflow, tmp_path):
+    task = CONFIG["tasks"][0]
+    jobs = planned(tiny_workflow, override(tmp_path, "epochs", {"train": {"tasks": {task: {"epochs": CONFIG["train"]["epochs"] + 1}}}}))
+    models = len(CONFIG["methods"]) * len(CONFIG["budgets"])
+    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM, "training_figures": 1,
+                            "posterior_figure": 1}
+    assert {w["task"] for _, w in jobs if "task" in w} == {task}
 
 
 def test_evaluation_option_reruns_evaluation_and_downstream_only(tiny_workflow, tmp_path):

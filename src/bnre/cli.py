@@ -24,34 +24,6 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def provenance() -> dict:
-    """Package version, git commit of the checkout (when available) and command line."""
-    import subprocess
-
-    from . import __version__
-
-    commit = None
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        if result.returncode == 0:
-            commit = result.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    import platform
-
-    import numpy
-
-    libraries = {"python": platform.python_version(), "numpy": numpy.__version__}
-    for name in ("torch", "h5py", "pandas"):
-        module = sys.modules.get(name)
-        if module is not None:
-            libraries[name] = str(module.__version__)
-    return {"version": __version__, "git_commit": commit, "argv": sys.argv, "libraries": libraries}
-
-
 def task_shapes(name: str) -> dict:
     """The parameter and observation shapes files of task ``name`` must have."""
     from .tasks import get_task
@@ -66,6 +38,7 @@ def log(message: str) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     from .data import write_pairs
+    from .provenance import provenance
     from .simulate import simulate_range
     from .tasks import get_task
 
@@ -88,9 +61,14 @@ def cmd_merge(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from .data import open_pairs
     from .ensemble import Interrupted
+    from .provenance import provenance
     from .train import TrainConfig, train_ensemble
 
     options = json.loads(args.options)
+    # execution settings: they change how training runs, never the model it produces
+    for key in ("checkpoint_seconds", "memory_limit_mb"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     config = TrainConfig.from_dict({**options, "method": args.method})
     shapes = task_shapes(args.task)
     # x stays in the files: only the members' rows are read, or streamed when too large
@@ -280,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--history", required=True)
     s.add_argument("--checkpoint", help="training state, for resuming (default: MODEL.checkpoint)")
+    s.add_argument("--checkpoint-seconds", type=float, help="minimum seconds between checkpoints (overrides --options)")
+    s.add_argument("--memory-limit-mb", type=float, help="largest x held in memory before streaming (overrides --options)")
     s.set_defaults(run=cmd_train)
 
     s = sub.add_parser("evaluate", help="coverage, log posterior and balancing of a model file")

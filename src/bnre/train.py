@@ -19,7 +19,6 @@ import csv
 import dataclasses
 import math
 import os
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .io import atomic_path
 from .ensemble import config_fingerprint, fit_ensemble
 from .losses import balancing, bnre_loss, marginal_theta
 from .nn import RatioEstimator
+from .provenance import library_versions
 from .sampling import epoch_order, member_subset, position_blocks
 from .stream import PairsSource
 from .tasks import Task, get_task
@@ -272,7 +272,7 @@ def train_ensemble(
         "member_seeds": seeds,
         "members": states,
         "version": __version__,
-        "libraries": {"torch": str(torch.__version__), "numpy": np.__version__, "python": sys.version.split()[0]},
+        "libraries": library_versions(),
         "provenance": provenance or {},
     }
     with atomic_path(model_path) as tmp:
