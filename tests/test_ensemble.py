@@ -196,6 +196,21 @@ def test_killed_training_resumes_to_the_same_result(data_files, uninterrupted, s
     assert np.array_equal(history["val_loss"], reference["val_loss"])
 
 
+def test_checkpoint_of_another_configuration_is_ignored(data_files, uninterrupted):
+    """A checkpoint left by a killed run with other options must not leak into this run."""
+    name = "reconfigured"
+    checkpoint = data_files / f"{name}.pt.checkpoint"
+    other = OPTIONS[:-1] + ', "lambda_warmup": 4, "epochs": 500}'
+    process = start(train_command(data_files, name, other))
+    wait_for_epochs(process, checkpoint, 2)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    result = run(train_command(data_files, name))
+    assert result.returncode == 0, result.stderr
+    assert "belongs to another configuration" in result.stdout and "resumed from" not in result.stdout
+    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), uninterrupted)
+
+
 def test_streamed_training_killed_resumes_to_the_in_memory_result(data_files):
     """Stream from HDF5, SIGKILL mid-run, resume: bit for bit the model trained in memory."""
     in_memory = run(train_command(data_files, "blocks", BLOCKS))
