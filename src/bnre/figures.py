@@ -169,8 +169,9 @@ def posterior_example(
             marginal.T, origin="lower", extent=(lower[0], upper[0], lower[1], upper[1]), aspect="auto", cmap="viridis"
         )
         ax.scatter([theta_true[0]], [theta_true[1]], marker="*", s=120, color="white", edgecolor="black", label=r"$\theta^*$")
-        ax.set_title(f"{LABELS[method]}: {title}")
+        ax.set_title(LABELS[method])
         ax.set_xlabel(labels[0])
         ax.set_ylabel(labels[1])
+    fig.suptitle(title)
     axes[0, -1].legend(loc="upper right", fontsize=7)
     return _save(fig, stem, formats)
