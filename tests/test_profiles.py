@@ -4,6 +4,7 @@ Running it on a real SLURM is tests/slurm/test_slurm_profile.py.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,4 +50,7 @@ def test_slurm_profile_installs_as_named_profile(tmp_path):
     output = result.stdout + result.stderr
     assert "Using profile slurm" in output
     # the resources each job will ask SLURM for come from the workflow config
-    assert "runtime=720, gpu=0, mem_mb=8000" in output
+    train = re.search(r"^rule train:\n(?:    .*\n)*?    resources: (.*)$", output, re.M)
+    assert train, output
+    resources = dict(item.split("=", 1) for item in train.group(1).split(", "))
+    assert {k: resources[k] for k in ("runtime", "gpu", "mem_mb")} == {"runtime": "720", "gpu": "0", "mem_mb": "8000"}

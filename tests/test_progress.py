@@ -1,8 +1,29 @@
 import io
 import os
 import pty
+import select
 
 from bnre.progress import Progress, format_seconds
+
+
+def read_all(leader: int) -> bytes:
+    """Everything written to a pseudo-terminal whose other end is closed.
+
+    The line discipline hands output over asynchronously, so one ``read`` may return
+    part of it; read until the kernel reports the closed end (EIO) or nothing arrives.
+    """
+    chunks = []
+    try:
+        while select.select([leader], [], [], 5)[0]:
+            chunk = os.read(leader, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:  # EIO: all written data read, the follower is closed
+        pass
+    finally:
+        os.close(leader)
+    return b"".join(chunks)
 
 
 def test_bar_on_a_terminal_shows_epoch_loss_and_eta():
@@ -14,8 +35,7 @@ def test_bar_on_a_terminal_shows_epoch_loss_and_eta():
             for step in range(1, 5):
                 progress.update(epoch, step, lambda: 0.6931)
         progress.close()
-    shown = os.read(leader, 4096).decode()
-    os.close(leader)
+    shown = read_all(leader).decode()
     assert "\repoch 2/10 step 4/4 loss 0.6931 ETA ≤ " in shown
     assert shown.endswith("\r\n")  # the terminal's newline after the last redraw
 
