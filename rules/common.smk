@@ -143,7 +143,8 @@ def block_files(wildcards):
 
 # Training options that cannot change the model: a streamed training is bit for bit the
 # in-memory one, and a resumed one the uninterrupted one. The train rule takes them as
-# resources, which Snakemake does not track, so changing them re-runs nothing.
+# resources, which Snakemake does not track, so changing them re-runs nothing. (The same
+# tuple as bnre.train.EXECUTION_OPTIONS: the workflow does not import the package.)
 EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
 
 

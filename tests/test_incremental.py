@@ -97,6 +97,13 @@ def test_changing_training_execution_settings_reruns_nothing(tiny_workflow, tmp_
     assert planned(tiny_workflow, override(tmp_path, "execution", {"train": train})) == []
 
 
+def test_workflow_and_package_agree_on_the_execution_settings():
+    from bnre.train import EXECUTION_OPTIONS
+
+    line = re.search(r"^EXECUTION_OPTIONS = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
+    assert line and eval(line.group(1)) == EXECUTION_OPTIONS
+
+
 def test_training_hyperparameter_reruns_training_and_downstream_only(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])

@@ -62,11 +62,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .data import open_pairs
     from .ensemble import Interrupted
     from .provenance import provenance
-    from .train import TrainConfig, train_ensemble
+    from .train import EXECUTION_OPTIONS, TrainConfig, train_ensemble
 
     options = json.loads(args.options)
-    # execution settings: they change how training runs, never the model it produces
-    for key in ("checkpoint_seconds", "memory_limit_mb"):
+    for key in EXECUTION_OPTIONS:  # given as their own options by the workflow (untracked)
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     config = TrainConfig.from_dict({**options, "method": args.method})

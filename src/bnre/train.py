@@ -41,6 +41,9 @@ from .stream import PairsSource
 from .tasks import Task, get_task
 
 METHODS = ("nre", "bnre")
+#: Options that change how training runs, never the model it produces (a streamed or
+#: resumed training equals the in-memory, uninterrupted one bit for bit).
+EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
 
 
 @dataclass
@@ -252,7 +255,7 @@ def train_ensemble(
         torch.manual_seed(seed)
         estimators.append(build_estimator(task, config.hidden, config.activation))
     # options that do not change the result may change between a checkpoint and its resumption
-    result_options = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_seconds", "memory_limit_mb")}
+    result_options = {k: v for k, v in dataclasses.asdict(config).items() if k not in EXECUTION_OPTIONS}
     fingerprint = config_fingerprint(
         {"task": task_name, "budget": budget, "config": result_options, "n_train": len(train), "n_val": len(val)}
     )
