@@ -18,8 +18,8 @@ include: "rules/figures.smk"
 rule all:
     default_target: True
     input:
-        "results/summary.csv",
-        "results/coverage.csv",
+        path("summary"),
+        path("coverage"),
         figure_files(),
         training_figure_files(),
         posterior_figure_files(),

@@ -32,7 +32,7 @@ from bnre.coverage import grid
 from bnre.evaluate import coverage_ranks, evaluate
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.train import build_estimator
+from bnre.methods import build_estimator
 
 BINS = 90
 

@@ -36,11 +36,13 @@ import numpy as np
 import torch
 
 from bnre.data import Pairs, open_pairs, write_pairs
-from bnre.ensemble import fit_ensemble
+from bnre.trainer import fit_ensemble
 from bnre.sampling import epoch_order, member_subset, position_blocks
 from bnre.stream import TrainingRows
 from bnre.tasks import get_task
-from bnre.train import TrainConfig, build_estimator, member_seed
+from bnre.config import TrainConfig
+from bnre.methods import build_estimator
+from bnre.sampling import member_seed
 
 BLOCK = 1024
 BATCH = 128

@@ -3,7 +3,7 @@ rule aggregate_summary:
         evaluation_tables("metrics"),
     output:
         report(
-            "results/summary.csv",
+            path("summary"),
             caption="report/summary.rst",
             category="Tables",
         ),
@@ -29,7 +29,7 @@ rule aggregate_coverage:
         evaluation_tables("coverage"),
     output:
         report(
-            "results/coverage.csv",
+            path("coverage"),
             caption="report/coverage_table.rst",
             category="Tables",
         ),

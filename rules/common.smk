@@ -19,28 +19,6 @@ validate(config, schema="../config/schema.yaml")
 
 def check_config(config):
     """Cross-key checks the JSON schema cannot express."""
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load(
-        (Path(workflow.basedir) / "config" / "schema.yaml").read_text()
-    )
-    options = dict(schema["properties"]["train"]["properties"])
-    options.pop("tasks")
-    for task, override in config["train"]["tasks"].items():
-        try:
-            jsonschema.validate(
-                override,
-                {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": options,
-                },
-            )
-        except jsonschema.ValidationError as error:
-            raise WorkflowError(
-                f"config: train.tasks.{task}: {error.message}"
-            ) from None
     sim = config["simulation"]
     too_large = [b for b in config["budgets"] if b > sim["train"]]
     if too_large:
@@ -103,6 +81,30 @@ sourcegraph = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = sourcegraph
 _spec.loader.exec_module(sourcegraph)
 
+# Every file the rules pass between them, as a pattern defined once; `path` fills some
+# wildcards and leaves the others, e.g. path("split", split="test") -> data/{task}/test.h5.
+PATHS = {
+    "block": "data/{task}/blocks/{split}/{block}.h5",
+    "split": "data/{task}/{split}.h5",
+    "model": "models/{task}/{method}/{budget}.pt",
+    "history": "models/{task}/{method}/{budget}.history.csv",
+    "result": "results/{task}/{method}/{budget}/{kind}.csv",
+    "summary": "results/summary.csv",
+    "coverage": "results/coverage.csv",
+    "figure": "figures/{stem}.{ext}",
+}
+
+
+class _Wildcards(dict):
+    def __missing__(self, key):
+        return f"{{{key}}}"
+
+
+def path(name, **values):
+    """The pattern PATHS[name] with the wildcards in `values` filled in."""
+    return PATHS[name].format_map(_Wildcards(values))
+
+
 TASKS = config["tasks"]
 METHODS = config["methods"]
 BUDGETS = config["budgets"]
@@ -134,7 +136,7 @@ def block_range(wildcards):
 
 def block_files(wildcards):
     return expand(
-        "data/{task}/blocks/{split}/{block}.h5",
+        path("block"),
         task=wildcards.task,
         split=wildcards.split,
         block=range(n_blocks(wildcards.split)),
@@ -176,7 +178,7 @@ def train_execution(key):
 
 def evaluation_tables(kind):
     return expand(
-        "results/{task}/{method}/{budget}/{kind}.csv",
+        path("result"),
         task=TASKS,
         method=METHODS,
         budget=BUDGETS,
@@ -200,10 +202,10 @@ def reported(stems, report_them):
     files = []
     for stem, caption in stems.items():
         for i, ext in enumerate(config["figures"]["formats"]):
-            path = f"figures/{stem}.{ext}"
+            figure = path("figure", stem=stem, ext=ext)
             if report_them and i == 0:
-                path = report(path, caption=f"report/{caption}", category="Figures")
-            files.append(path)
+                figure = report(figure, caption=f"report/{caption}", category="Figures")
+            files.append(figure)
     return files
 
 
@@ -219,16 +221,16 @@ def posterior_outputs():
     """Outputs of the posterior_figure rule (wildcard task), the first for the report."""
     outputs = []
     for i, ext in enumerate(config["figures"]["formats"]):
-        path = f"figures/posterior_{{task}}.{ext}"
+        figure = path("figure", stem="posterior_{task}", ext=ext)
         if i == 0:
-            path = report(path, caption="report/posterior.rst", category="Figures")
-        outputs.append(path)
+            figure = report(figure, caption="report/posterior.rst", category="Figures")
+        outputs.append(figure)
     return outputs
 
 
 def history_files():
     return expand(
-        "models/{task}/{method}/{budget}.history.csv",
+        path("history"),
         task=TASKS,
         method=METHODS,
         budget=BUDGETS,

@@ -1,11 +1,11 @@
 rule evaluate:
     input:
-        model="models/{task}/{method}/{budget}.pt",
-        test="data/{task}/test.h5",
+        model=path("model"),
+        test=path("split", split="test"),
     output:
-        metrics="results/{task}/{method}/{budget}/metrics.csv",
-        coverage="results/{task}/{method}/{budget}/coverage.csv",
-        ranks="results/{task}/{method}/{budget}/ranks.csv",
+        metrics=path("result", kind="metrics"),
+        coverage=path("result", kind="coverage"),
+        ranks=path("result", kind="ranks"),
     log:
         "logs/evaluate/{task}/{method}/{budget}.log",
     benchmark:

@@ -1,7 +1,7 @@
 rule figures:
     input:
-        summary="results/summary.csv",
-        coverage="results/coverage.csv",
+        summary=path("summary"),
+        coverage=path("coverage"),
     output:
         figure_files(report_them=True),
     log:
@@ -49,9 +49,9 @@ rule training_figures:
 
 rule posterior_figure:
     input:
-        test="data/{task}/test.h5",
+        test=path("split", split="test"),
         models=lambda wildcards: expand(
-            "models/{task}/{method}/{budget}.pt",
+            path("model"),
             task=wildcards.task,
             method=METHODS,
             budget=max(BUDGETS),

@@ -1,6 +1,6 @@
 rule simulate_block:
     output:
-        temp("data/{task}/blocks/{split}/{block}.h5"),
+        temp(path("block")),
     log:
         "logs/simulate/{task}/{split}/{block}.log",
     benchmark:
@@ -27,7 +27,7 @@ rule merge_blocks:
     input:
         block_files,
     output:
-        "data/{task}/{split}.h5",
+        path("split"),
     log:
         "logs/merge/{task}/{split}.log",
     benchmark:

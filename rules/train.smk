@@ -1,10 +1,10 @@
 rule train:
     input:
-        train="data/{task}/train.h5",
-        val="data/{task}/val.h5",
+        train=path("split", split="train"),
+        val=path("split", split="val"),
     output:
-        model="models/{task}/{method}/{budget}.pt",
-        history="models/{task}/{method}/{budget}.history.csv",
+        model=path("model"),
+        history=path("history"),
     log:
         "logs/train/{task}/{method}/{budget}.log",
     benchmark:

@@ -7,6 +7,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+# Fail the session on skips not listed in tests/allowed_skips.txt when BNRE_STRICT_SKIPS=1
+# (.ci/run) or CI=true: see tests/skip_policy.py.
+from skip_policy import (  # noqa: E402
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
 
 @pytest.fixture(autouse=True)
 def _single_thread():

@@ -10,12 +10,14 @@ import torch
 
 from bnre.coverage import PAPER_LEVELS, clopper_pearson
 from bnre.data import Pairs
-from bnre.ensemble import fit_ensemble
+from bnre.trainer import fit_ensemble
 from bnre.evaluate import evaluate
 from bnre.losses import balancing
 from bnre.simulate import simulate_range
 from bnre.tasks import Gaussian, get_task
-from bnre.train import TrainConfig, build_estimator, member_seed, member_subset
+from bnre.config import TrainConfig
+from bnre.methods import build_estimator
+from bnre.sampling import member_seed, member_subset
 from test_evaluate import ExactRatio  # the exact log-ratio of the Gaussian task
 
 

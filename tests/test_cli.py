@@ -71,8 +71,27 @@ def test_threads_are_handed_to_torch_and_blas():
 
 
 def test_grid_is_capped_at_max_cells():
-    from bnre.cli import grid_bins
+    from bnre.coverage import grid_bins
 
     assert grid_bins(90, 1, 2**15) == 90
     assert grid_bins(90, 2, 2**15) == 90
     assert grid_bins(90, 3, 2**15) == 32 and 32**3 <= 2**15 < 33**3
+
+
+def test_evaluation_refuses_pairs_that_are_not_the_test_split(tmp_path):
+    # metrics computed on the validation pairs (which chose the members' stopping epoch)
+    # or on training pairs would be optimistic: the evaluate stage must refuse them
+    for split, n in (("train", 300), ("val", 100)):
+        bnre("simulate", "--task", "gaussian", "--split", split, "--seed", 1, "--start", 0, "--stop", n, "--output", tmp_path / f"{split}.h5")
+    bnre(
+        "train", "--task", "gaussian", "--method", "nre", "--budget", 256, "--train", tmp_path / "train.h5",
+        "--val", tmp_path / "val.h5", "--options", '{"replicates": 1, "epochs": 1, "hidden": [8]}',
+        "--model", tmp_path / "m.pt", "--history", tmp_path / "h.csv",
+    )
+    result = bnre(
+        "evaluate", "--model", tmp_path / "m.pt", "--test", tmp_path / "val.h5", "--bins", 10, "--pairs", 50,
+        "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv", "--ranks", tmp_path / "z.csv", check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "val.h5: holds the 'val' split, expected the 'test' split" in result.stderr
+    assert not any(tmp_path.glob("[xyz].csv"))

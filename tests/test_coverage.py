@@ -32,7 +32,7 @@ def exact_ranks(task, theta, x, scale, bins=60):
     def log_density(query, rows):
         return task.log_posterior(query, x[rows][:, None], scale=scale)
 
-    r, _ = grid_ranks(log_density, theta, cells, batch=256)
+    r, _ = grid_ranks(log_density, theta, cells)
     return r.numpy()
 
 

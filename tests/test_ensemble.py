@@ -1,235 +1,66 @@
-"""Vectorised ensemble training: agreement with independent runs, optimiser, resume."""
+"""The ensemble's ratio is the mean of its members' ratios (log-mean-exp of log-ratios)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
+import math
 
 import numpy as np
-import pytest
 import torch
+from torch import nn
 
-from bnre.data import Pairs, write_pairs
-from bnre.ensemble import StackedAdamW, StackedPlateau, fit_ensemble
-from bnre.simulate import simulate_range
-from bnre.tasks import get_task
-from bnre.train import TrainConfig, build_estimator, member_seed, member_subset, train_member
-
-ROOT = Path(__file__).resolve().parents[1]
+from bnre.ensemble import Ensemble, ensemble_log_ratio
+from bnre.evaluate import evaluate
+from bnre.tasks import Gaussian
 
 
-def pairs(task, split, n):
-    return Pairs(*simulate_range(get_task(task), split, 1, 0, n), {"task": task})
+class AffineRatio(nn.Module):
+    """log r(theta, x) = a . theta + b . x + c: a member whose log-ratio is known in closed form."""
+
+    def __init__(self, a, b, c):
+        super().__init__()
+        self.a, self.b, self.c = torch.tensor(a), torch.tensor(b), c
+
+    def embed(self, x):
+        return x
+
+    def head_log_ratio(self, theta, embedding):
+        return theta @ self.a + embedding @ self.b + self.c
+
+    def exact(self, theta, x):
+        return (theta @ self.a.double() + x @ self.b.double() + self.c).numpy()
 
 
-@pytest.mark.parametrize("warmup, block", [(0, 1), (3, 128)])
-def test_vectorised_members_equal_independent_runs(warmup, block):
-    task = get_task("slcp")
-    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
-    # small scheduler patience and early-stopping patience exercise both per-member paths
-    config = TrainConfig(
-        method="bnre", replicates=3, epochs=8, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=1,
-        lambda_warmup=warmup, shuffle_block=block,
-    )
-    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(3)]
-    estimators = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        estimators.append(build_estimator(task, config.hidden, config.activation))
-    subsets = [member_subset(s, len(train), 1000, block) for s in seeds]
-    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
-    for k in range(3):
-        ref_state, ref_history = train_member(task, config, train, val, 1000, k, log=lambda _: None)
-        mine = [h for h in history if h["member"] == k]
-        assert len(mine) == len(ref_history)
-        for a, b in zip(mine, ref_history):
-            assert a["epoch"] == b["epoch"]
-            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
-            assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
-        # Adam's sign-like steps amplify float rounding of near-zero gradients: weights agree
-        # to ~1e-5..1e-4 while the losses above agree to 1e-7; a wrong batch differs by 1e-2
-        for name, value in ref_state.items():
-            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=2e-4), name
-    # the learning-rate schedules and stopping epochs actually differ between members
-    assert warmup or len({len([h for h in history if h["member"] == k]) for k in range(3)}) > 1 or len({h["lr"] for h in history}) > 1
+def test_two_members_average_their_ratios_pair_by_pair():
+    members = [AffineRatio([1.0, -2.0], [0.5, 0.0], 0.3), AffineRatio([-0.5, 1.0], [0.0, 2.0], -1.0)]
+    generator = torch.Generator().manual_seed(0)
+    theta, x = torch.rand(50, 2, generator=generator) * 2 - 1, torch.randn(50, 2, generator=generator)
+    log_r = Ensemble(members, x).log_ratio(theta[:, None], slice(0, 50))[..., 0]  # (3, 50)
+    a, b = (m.exact(theta.double(), x.double()) for m in members)
+    assert np.allclose(log_r[0].numpy(), a, atol=1e-5) and np.allclose(log_r[1].numpy(), b, atol=1e-5)
+    # the mean of the ratios, not of the log-ratios (geometric pooling) nor their maximum
+    assert np.allclose(log_r[2].numpy(), np.logaddexp(a, b) - math.log(2), atol=1e-5)
+    assert not np.allclose(log_r[2].numpy(), (a + b) / 2, atol=1e-2)
+    assert not np.allclose(log_r[2].numpy(), np.maximum(a, b), atol=1e-2)
 
 
-def test_mixed_precision_training_tracks_float32():
-    """bfloat16 autocast (amp) trains to nearly the float32 losses."""
-    task = get_task("slcp")
-    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
-    curves = {}
-    for amp in (False, True):
-        config = TrainConfig(method="bnre", replicates=2, epochs=3, hidden=[64, 64], amp=amp)
-        seeds = [member_seed(0, "slcp", 2048, k) for k in range(2)]
-        estimators = []
-        for seed in seeds:
-            torch.manual_seed(seed)
-            estimators.append(build_estimator(task, config.hidden, config.activation))
-        subsets = [member_subset(s, 2048, 2048) for s in seeds]
-        _, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
-        curves[amp] = np.array([[h["train_loss"], h["val_loss"]] for h in history])
-    assert np.isfinite(curves[True]).all()
-    assert not np.array_equal(curves[True], curves[False])  # autocast did change the arithmetic
-    assert np.abs(curves[True] - curves[False]).max() < 0.02
-    assert curves[True][-1, 1] < curves[True][0, 1] + 0.01  # and it still learns
+def test_ensemble_log_ratio_of_three_and_of_one():
+    log_r = torch.tensor([[0.0, 1.0], [math.log(2), -3.0], [math.log(3), 2.0]], dtype=torch.float64)
+    expected = [math.log((1 + 2 + 3) / 3), math.log((math.e + math.exp(-3) + math.exp(2)) / 3)]
+    assert torch.allclose(ensemble_log_ratio(log_r)[0], torch.tensor(expected, dtype=torch.float64))
+    assert torch.equal(ensemble_log_ratio(log_r[:1]), log_r[:1])
 
 
-def test_stacked_adamw_equals_torch_adamw_per_member():
-    torch.manual_seed(0)
-    stacked = torch.randn(3, 4, 5, requires_grad=True)
-    singles = [stacked[k].detach().clone().requires_grad_() for k in range(3)]
-    lrs = [1e-3, 1e-2, 5e-2]
-    mine = StackedAdamW([stacked], torch.tensor(lrs, dtype=torch.float64), weight_decay=0.1)
-    theirs = [torch.optim.AdamW([p], lr=lr, weight_decay=0.1) for p, lr in zip(singles, lrs)]
-    target = torch.randn(4, 5)
-    for _ in range(20):
-        mine.zero_grad()
-        ((stacked - target) ** 3).sum().backward()
-        mine.step()
-        for p, opt in zip(singles, theirs):
-            opt.zero_grad()
-            ((p - target) ** 3).sum().backward()
-            opt.step()
-    for k in range(3):
-        assert torch.allclose(stacked[k], singles[k], atol=1e-6)
-
-
-def test_stacked_plateau_equals_torch_scheduler():
-    losses = [[1.0, 0.9, 0.9, 0.91, 0.95, 0.89, 0.89, 0.9, 0.9, 0.9], [1.0, 0.5, 0.4, 0.3, 0.3, 0.3, 0.3, 0.2, 0.2, 0.2]]
-    mine = StackedPlateau(2, factor=0.5, patience=2)
-    lr = torch.tensor([1e-3, 1e-3], dtype=torch.float64)
-    refs = []
-    for _ in range(2):
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
-        refs.append((opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)))
-    for epoch in range(10):
-        lr = mine.step(torch.tensor([losses[0][epoch], losses[1][epoch]], dtype=torch.float64), lr)
-        for k, (opt, sched) in enumerate(refs):
-            sched.step(losses[k][epoch])
-            assert lr[k].item() == pytest.approx(opt.param_groups[0]["lr"])
-
-
-@pytest.fixture(scope="module")
-def data_files(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resume")
-    task = get_task("gaussian")
-    for split, n in (("train", 4096), ("val", 1024)):
-        theta, x = simulate_range(task, split, 1, 0, n)
-        write_pairs(out / f"{split}.h5", theta, x, task="gaussian", split=split, seed=1, start=0, stop=n)
-    return out
-
-
-OPTIONS = '{"replicates": 2, "epochs": 12, "patience": 100, "hidden": [64, 64], "batch_size": 32, "checkpoint_seconds": 0}'
-# block sampling; the second streams x from the HDF5 files (a 10 kB limit, the data is 60 kB)
-BLOCKS = OPTIONS[:-1] + ', "shuffle_block": 256}'
-STREAMED = BLOCKS[:-1] + ', "memory_limit_mb": 0.01}'
-
-
-def train_command(directory, name, options=OPTIONS):
-    return [
-        sys.executable, "-m", "bnre", "--threads", "1", "train", "--task", "gaussian", "--method", "bnre",
-        "--budget", "4096", "--train", str(directory / "train.h5"), "--val", str(directory / "val.h5"),
-        "--options", options, "--model", str(directory / f"{name}.pt"), "--history", str(directory / f"{name}.csv"),
-    ]
-
-
-def run(command):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(command, capture_output=True, text=True, env=env)
-
-
-def start(command):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(data_files):
-    result = run(train_command(data_files, "reference"))
-    assert result.returncode == 0, result.stderr
-    return torch.load(data_files / "reference.pt", weights_only=True)
-
-
-def wait_for_epochs(process, checkpoint: Path, epochs: int, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if checkpoint.exists():
-            try:
-                state = torch.load(checkpoint, weights_only=True)
-                if state["epoch"] > epochs:
-                    return
-            except Exception:  # being renamed into place
-                pass
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    raise TimeoutError("no checkpoint")
-
-
-def assert_same_model(a: dict, b: dict) -> None:
-    for sa, sb in zip(a["members"], b["members"]):
-        for key in sa:
-            assert torch.equal(sa[key], sb[key]), key
-
-
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_training_resumes_to_the_same_result(data_files, uninterrupted, sig):
-    name = f"killed_{sig.name}"
-    checkpoint = data_files / f"{name}.pt.checkpoint"
-    process = start(train_command(data_files, name))
-    wait_for_epochs(process, checkpoint, 3)
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
-    if sig == signal.SIGTERM:
-        assert process.returncode == 143, stderr
-    assert checkpoint.exists() and not (data_files / f"{name}.pt").exists()
-    result = run(train_command(data_files, name))
-    assert result.returncode == 0, result.stderr
-    assert "resumed from" in result.stdout
-    assert not checkpoint.exists()
-    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), uninterrupted)
-    history = np.genfromtxt(data_files / f"{name}.csv", delimiter=",", names=True)
-    reference = np.genfromtxt(data_files / "reference.csv", delimiter=",", names=True)
-    assert np.array_equal(history["val_loss"], reference["val_loss"])
-
-
-def test_checkpoint_of_another_configuration_is_ignored(data_files, uninterrupted):
-    """A checkpoint left by a killed run with other options must not leak into this run."""
-    name = "reconfigured"
-    checkpoint = data_files / f"{name}.pt.checkpoint"
-    other = OPTIONS[:-1] + ', "lambda_warmup": 4, "epochs": 500}'
-    process = start(train_command(data_files, name, other))
-    wait_for_epochs(process, checkpoint, 2)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
-    result = run(train_command(data_files, name))
-    assert result.returncode == 0, result.stderr
-    assert "belongs to another configuration" in result.stdout and "resumed from" not in result.stdout
-    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), uninterrupted)
-
-
-def test_streamed_training_killed_resumes_to_the_in_memory_result(data_files):
-    """Stream from HDF5, SIGKILL mid-run, resume: bit for bit the model trained in memory."""
-    in_memory = run(train_command(data_files, "blocks", BLOCKS))
-    assert in_memory.returncode == 0, in_memory.stderr
-    assert "streaming" not in in_memory.stdout
-    checkpoint = data_files / "streamed.pt.checkpoint"
-    process = start(train_command(data_files, "streamed", STREAMED))
-    wait_for_epochs(process, checkpoint, 3)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
-    result = run(train_command(data_files, "streamed", STREAMED))
-    assert result.returncode == 0, result.stderr
-    assert "resumed from" in result.stdout and "streaming" in result.stdout
-    reference = torch.load(data_files / "blocks.pt", weights_only=True)
-    assert_same_model(torch.load(data_files / "streamed.pt", weights_only=True), reference)
-
-
-def test_model_records_provenance(uninterrupted):
-    assert uninterrupted["provenance"]["version"]
-    assert "train" in uninterrupted["provenance"]["argv"]
-    assert uninterrupted["config"]["checkpoint_seconds"] == 0
-    assert set(uninterrupted["libraries"]) >= {"torch", "numpy", "python"}
+def test_evaluated_ensemble_posterior_is_the_mixture_of_the_members_posteriors():
+    """With members whose normalised posteriors differ, the ensemble's log posterior at the
+    truth is log of the average of the members' unnormalised posteriors, normalised."""
+    task = Gaussian()
+    members = [AffineRatio([2.0, 0.0], [0.0, 0.0], 0.0), AffineRatio([0.0, -3.0], [0.0, 0.0], 0.5)]
+    theta = np.array([[0.3, -0.2], [-0.7, 0.9]], dtype=np.float32)
+    x = np.zeros((2, 2), dtype=np.float32)
+    bins = 200
+    _, _, pairs = evaluate(task, members, theta, x, bins=bins)
+    ensemble = pairs[pairs.replicate == "ensemble"].log_posterior.to_numpy()
+    # by quadrature on a fine grid: p_ens ∝ (r_1 + r_2) / 2 over the uniform prior on [-1, 1]^2
+    centres = (np.arange(bins) + 0.5) / bins * 2 - 1
+    g = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
+    mix = lambda q: (np.exp(2 * q[..., 0]) + np.exp(-3 * q[..., 1] + 0.5)) / 2  # noqa: E731
+    z = mix(g).mean() * 4  # integral over the box (cell volume 4 / bins^2)
+    assert np.allclose(ensemble, np.log(mix(theta.astype(np.float64)) / z), atol=1e-4)

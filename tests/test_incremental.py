@@ -98,7 +98,7 @@ def test_changing_training_execution_settings_reruns_nothing(tiny_workflow, tmp_
 
 
 def test_workflow_and_package_agree_on_the_execution_settings():
-    from bnre.train import EXECUTION_OPTIONS
+    from bnre.config import EXECUTION_OPTIONS
 
     line = re.search(r"^EXECUTION_OPTIONS = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
     assert line and eval(line.group(1)) == EXECUTION_OPTIONS
@@ -159,31 +159,89 @@ def test_adding_a_task_adds_only_its_jobs(tiny_workflow, tmp_path):
     assert {w["task"] for _, w in jobs if "task" in w} == {new}
 
 
-@pytest.mark.parametrize(
-    "module, changed",
-    [
-        # a simulator: that task's simulations and everything downstream of them
-        ("tasks/slcp.py", {**per_task(CONFIG), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1}),
-        # evaluation code: every evaluation and downstream (and the posterior figure, which
-        # evaluates the ensembles on its grid), no simulation or training
-        ("evaluate.py", {"evaluate": per_task(CONFIG, len(CONFIG["tasks"]))["evaluate"], **DOWNSTREAM,
-                         "posterior_figure": len(CONFIG["tasks"])}),
-        # figure code: the figures only
-        ("figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}),
-    ],
-)
-def test_code_change_reruns_the_jobs_that_run_it(tiny_workflow, tmp_path, module, changed):
+ALL_MODELS = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
+# every job of every task: what a change to code that every stage runs re-runs
+EVERYTHING = {**per_task(CONFIG, len(CONFIG["tasks"])), **DOWNSTREAM, **MODEL_FIGURES}
+
+
+def changed_copy(tmp_path, *modules):
+    """A copy of the checkout (its code only) with a comment appended to ``modules``."""
     copy = tmp_path / "repo"
     shutil.copytree(
         ROOT, copy,
         ignore=shutil.ignore_patterns(".git", ".snakemake", "data", "models", "results", "figures", "logs", "__pycache__"),
     )
-    with open(copy / "src" / "bnre" / module, "a") as f:
-        f.write("\n# a change\n")
+    for module in modules:
+        with open(copy / "src" / "bnre" / module, "a") as f:
+            f.write("\n# a change\n")
+    return copy
+
+
+@pytest.mark.parametrize(
+    "module, changed, tasks",
+    [
+        # a simulator: that task's simulations and everything downstream of them
+        ("tasks/slcp.py", {**per_task(CONFIG), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1}, {"slcp"}),
+        # evaluation code: every evaluation and downstream (and the posterior figure, which
+        # evaluates the ensembles on its grid), no simulation or training
+        ("evaluate.py", {"evaluate": ALL_MODELS, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
+         set(CONFIG["tasks"])),
+        # figure code: the figures only
+        ("figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}, set(CONFIG["tasks"])),
+        # shared network code (the ratio estimator and the losses it is built from): every
+        # training of every task and what reads the models, but no simulation
+        ("nn.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),
+        ("losses.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES},
+         set(CONFIG["tasks"])),
+        # the task interface every simulator is built on: everything, simulations included
+        ("tasks/base.py", EVERYTHING, set(CONFIG["tasks"])),
+    ],
+)
+def test_code_change_reruns_the_jobs_that_run_it(tiny_workflow, tmp_path, module, changed, tasks):
+    copy = changed_copy(tmp_path, module)
     jobs = planned(tiny_workflow, snakefile=copy / "Snakefile")
     assert counts(jobs) == changed
-    if module.startswith("tasks/"):
-        assert {w["task"] for _, w in jobs if "task" in w} == {Path(module).stem}
+    assert {w["task"] for _, w in jobs if "task" in w} == tasks
+
+
+# Two tasks of which one imports the other's code: lotka_volterra uses mg1's Log1p.
+IMPORTING_TASKS = {"tasks": ["mg1", "lotka_volterra"]}
+
+
+@pytest.fixture(scope="module")
+def importing_tasks_workflow(tmp_path_factory):
+    """A workflow of IMPORTING_TASKS marked complete without running it: empty output files
+    and Snakemake's metadata (--touch), which is all that a dry-run compares."""
+    workdir = tmp_path_factory.mktemp("importing-tasks")
+    config = override(workdir, "tasks", IMPORTING_TASKS)
+    output = snakemake("--dry-run", "--directory", workdir, "--configfile", TINY, config)
+    for line in re.findall(r"^    output: (.*)$", output, re.M):
+        for path in line.split(", "):
+            (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / path).touch()
+    snakemake("--touch", "--forceall", "--cores", "1", "--directory", workdir, "--configfile", TINY, config)
+    assert planned(workdir, config) == []
+    return workdir, config
+
+
+@pytest.mark.parametrize(
+    "module, tasks",
+    [
+        # the imported task's code: its own jobs and those of the task importing it
+        ("tasks/mg1.py", {"mg1", "lotka_volterra"}),
+        # the importing task's code: its own jobs only (the import goes one way)
+        ("tasks/lotka_volterra.py", {"lotka_volterra"}),
+        # a module only lotka_volterra's task module imports (its CNN), simulation included
+        ("embeddings.py", {"lotka_volterra"}),
+    ],
+)
+def test_code_change_follows_imports_between_tasks(importing_tasks_workflow, tmp_path, module, tasks):
+    workdir, config = importing_tasks_workflow
+    copy = changed_copy(tmp_path, module)
+    jobs = planned(workdir, config, snakefile=copy / "Snakefile")
+    assert counts(jobs) == {**per_task(CONFIG, len(tasks)), **DOWNSTREAM, "training_figures": 1,
+                            "posterior_figure": len(tasks)}
+    assert {w["task"] for _, w in jobs if "task" in w} == tasks
 
 
 def test_summary_names_the_outputs_whose_params_changed(tiny_workflow, tmp_path):

@@ -7,7 +7,7 @@ from bnre.coverage import coverage_auc, grid, grid_ranks
 from bnre.mcmc import mc_ranks, metropolis
 from bnre.simulate import simulate_range
 from bnre.tasks import Gaussian
-from bnre.train import build_estimator
+from bnre.methods import build_estimator
 
 
 def compare(log_density_fn, task, theta, x, bins=80):
@@ -15,7 +15,7 @@ def compare(log_density_fn, task, theta, x, bins=80):
     lower = torch.as_tensor(task.lower, dtype=torch.float32)
     upper = torch.as_tensor(task.upper, dtype=torch.float32)
     with torch.no_grad():
-        grid_r, _ = grid_ranks(lambda q, rows: log_density_fn(q, x[rows]), theta, cells, batch=len(theta))
+        grid_r, _ = grid_ranks(lambda q, rows: log_density_fn(q, x[rows]), theta, cells)
     density = lambda q: log_density_fn(q, x)  # noqa: E731
     samples = metropolis(density, lower, upper, (len(theta), 8), samples=150, burn=300, thin=2, generator=torch.Generator().manual_seed(0))
     return grid_r.numpy(), mc_ranks(density, theta, samples).numpy()

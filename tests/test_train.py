@@ -1,5 +1,6 @@
 """Training: seeds, subsets, the model file, and learning on the Gaussian task."""
 
+import math
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +9,10 @@ import torch
 from bnre.data import Pairs
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.train import TrainConfig, load_ensemble, member_seed, train_ensemble
+from bnre.config import TrainConfig
+from bnre.methods import get_method
+from bnre.sampling import member_seed
+from bnre.train import load_ensemble, train_ensemble
 
 
 def pairs(task, split, n, seed=1):
@@ -23,11 +27,24 @@ def test_member_seeds_are_distinct_and_method_free():
     assert member_seed(0, "slcp", 1024, 0) != member_seed(0, "gaussian", 1024, 0)
 
 
+def nre_penalty(config, epoch=None):
+    """The penalty weight a method's loss applies: its loss minus NRE's, per unit of the
+    squared balancing violation, on logits whose violation is exactly 0.5."""
+    from bnre.losses import Logits, nre_loss
+
+    joint, marginal = torch.zeros(1, 4), torch.full((1, 4), math.log(2))  # d = 1/2 and 2/3
+    violation = (0.5 + 2 / 3 - 1) ** 2
+    logits = Logits(joint, marginal)
+    return float((get_method(config).loss(logits, epoch) - nre_loss(joint, marginal)) / violation)
+
+
 def test_lambda_warmup_ramps_the_penalty_linearly():
     config = TrainConfig(method="bnre", lmbda=100, lambda_warmup=4)
-    assert [config.penalty_at(e) for e in range(1, 7)] == [25, 50, 75, 100, 100, 100]
-    assert TrainConfig(method="bnre", lmbda=100).penalty_at(1) == 100
-    assert TrainConfig(method="nre", lmbda=100, lambda_warmup=4).penalty_at(2) == 0
+    assert [nre_penalty(config, e) for e in range(1, 7)] == pytest.approx([25, 50, 75, 100, 100, 100], rel=1e-5)
+    assert nre_penalty(TrainConfig(method="bnre", lmbda=100), 1) == pytest.approx(100, rel=1e-5)
+    assert nre_penalty(TrainConfig(method="nre", lmbda=100, lambda_warmup=4), 2) == 0
+    # validation (no epoch) always uses the full lambda
+    assert nre_penalty(config) == pytest.approx(100, rel=1e-5)
 
 
 def test_config_refuses_unknown_and_invalid_options():
@@ -37,8 +54,10 @@ def test_config_refuses_unknown_and_invalid_options():
         TrainConfig(lmbda=-1)
     with pytest.raises(ValueError, match="unknown method 'snre'"):
         TrainConfig(method="snre")
-    assert TrainConfig(method="nre", lmbda=100).penalty == 0.0
-    assert TrainConfig(method="bnre", lmbda=7).penalty == 7
+    assert nre_penalty(TrainConfig(method="nre", lmbda=100)) == 0.0
+    assert nre_penalty(TrainConfig(method="bnre", lmbda=7)) == pytest.approx(7, rel=1e-5)
+    with pytest.raises(ValueError, match="batch_size must be >= 2"):
+        TrainConfig(batch_size=1)
     with pytest.raises(ValueError, match="shuffle_block must be >= 1"):
         TrainConfig(shuffle_block=0)
     with pytest.raises(ValueError, match="lambda_warmup must be >= 0"):

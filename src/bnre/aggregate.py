@@ -22,3 +22,18 @@ def concatenate(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -
     with atomic_path(output) as tmp:
         table.to_csv(tmp, index=False)
     return table
+
+
+def read_histories(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Training histories (model files' ``.history.csv``) as one table; each names its own
+    task, method and budget in its first columns."""
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path)
+        missing = [key for key in KEYS[:3] if key not in table.columns]
+        if missing:
+            raise ValueError(f"{path}: history without the columns {missing} (written by an older version: retrain)")
+        tables.append(table)
+    if not tables:
+        raise ValueError("no training histories given")
+    return pd.concat(tables, ignore_index=True)

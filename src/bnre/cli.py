@@ -59,10 +59,12 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .checkpoint import Interrupted
+    from .config import EXECUTION_OPTIONS, TrainConfig
     from .data import open_pairs
-    from .ensemble import Interrupted
+    from .methods import get_method
     from .provenance import provenance
-    from .train import EXECUTION_OPTIONS, TrainConfig, train_ensemble
+    from .train import train_ensemble
 
     options = json.loads(args.options)
     for key in EXECUTION_OPTIONS:  # given as their own options by the workflow (untracked)
@@ -74,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     with open_pairs(args.train, task=args.task, **shapes) as train, open_pairs(args.val, task=args.task, **shapes) as val:
         if args.budget > len(train):
             raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
-        log(f"training {config.replicates} {args.method.upper()} members on {args.budget} pairs of {args.task} (lambda={config.penalty})")
+        log(f"training {config.replicates} {get_method(config).describe()} members on {args.budget} pairs of {args.task}")
         checkpoint = args.checkpoint or f"{args.model}.checkpoint"
         try:
             train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log, checkpoint, provenance())
@@ -84,7 +86,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .coverage import grid_bins
     from .data import read_pairs
+    from .devices import pick_device
     from .evaluate import evaluate
     from .io import atomic_path
     from .train import load_ensemble
@@ -96,8 +100,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     theta, x = test.theta[: args.pairs], test.x[: args.pairs]
     bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
     log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {bins} bins per dimension")
-    from .ensemble import pick_device
-
     device = pick_device(args.device)
     tables = evaluate(
         task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
@@ -111,14 +113,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = tables[0]
     auc = metrics[(metrics.metric == "coverage_auc") & (metrics.replicate == "ensemble")].value.iloc[0]
     log(f"ensemble coverage AUC {auc:+.3f}")
-
-
-def grid_bins(bins: int, dim: int, max_cells: int) -> int:
-    """Bins per dimension: ``bins``, reduced so that ``bins ** dim <= max_cells``."""
-    capped = bins
-    while capped > 2 and capped**dim > max_cells:
-        capped -= 1
-    return capped
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -171,15 +165,9 @@ def cmd_training_figures(args: argparse.Namespace) -> None:
 
     from . import figures
 
-    tables = []
-    for path in args.histories:
-        parts = Path(path).parts  # models/{task}/{method}/{budget}.history.csv
-        table = pd.read_csv(path)
-        table.insert(0, "task", parts[-3])
-        table.insert(1, "method", parts[-2])
-        table.insert(2, "budget", int(Path(path).name.split(".")[0]))
-        tables.append(table)
-    histories = pd.concat(tables, ignore_index=True)
+    from .aggregate import read_histories
+
+    histories = read_histories(args.histories)
     for task in sorted(histories.task.unique()):
         figures.training_curves(histories, task, Path(args.outdir) / f"training_{task}", tuple(args.formats))
     log(f"training curves -> {args.outdir}")
@@ -190,9 +178,8 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
     import torch
 
     from . import figures
-    from .coverage import cell_mass, grid
     from .data import read_pairs
-    from .evaluate import Estimators
+    from .evaluate import posterior_grid
     from .train import load_ensemble
 
     densities, task, budget = {}, None, None
@@ -202,10 +189,7 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
         if args.pair >= len(test):
             raise ValueError(f"pair {args.pair} requested but {args.test} holds {len(test)}")
         x = torch.as_tensor(test.x[args.pair : args.pair + 1])
-        cells, _ = grid(task.lower, task.upper, args.bins)
-        with torch.no_grad():
-            log_r = Estimators(members, x).log_ratio(cells[None], slice(0, 1))[-1]  # the ensemble
-        densities[meta["config"]["method"]] = cell_mass(log_r).reshape((args.bins,) * task.theta_dim).numpy()
+        densities[meta["config"]["method"]] = posterior_grid(members, x, task, args.bins)
         budget = meta["budget"]
     theta_true = np.asarray(test.theta[args.pair])
     figures.posterior_example(
@@ -226,7 +210,7 @@ def cmd_tables(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     TASKS = LazyChoices(".tasks", "TASKS", sort=True)
     SPLITS = LazyChoices(".simulate", "SPLITS")
-    METHODS = LazyChoices(".train", "METHODS")
+    METHODS = LazyChoices(".methods", "METHODS")
     one_of = "one of: %(choices)s"
 
     p = argparse.ArgumentParser(prog="bnre", description=__doc__)
@@ -253,7 +237,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=int, required=True)
     s.add_argument("--train", required=True)
     s.add_argument("--val", required=True)
-    s.add_argument("--options", default="{}", help="JSON object of training options (see bnre.train.TrainConfig)")
+    s.add_argument("--options", default="{}", help="JSON object of training options (see bnre.config.TrainConfig)")
     s.add_argument("--model", required=True)
     s.add_argument("--history", required=True)
     s.add_argument("--checkpoint", help="training state, for resuming (default: MODEL.checkpoint)")

@@ -18,7 +18,8 @@ conservative one above. The coverage AUC is the signed area
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -41,43 +42,83 @@ def grid(lower: np.ndarray, upper: np.ndarray, bins: int) -> tuple[Tensor, float
 
 
 def cell_mass(log_density_grid: Tensor) -> Tensor:
-    r"""Normalised cell masses :math:`m_c \propto \exp \log \hat p(\theta_c \mid x)`, (N, G), float64."""
+    r"""Normalised cell masses :math:`m_c \propto \exp \log \hat p(\theta_c \mid x)`, (..., G), float64."""
     return torch.softmax(log_density_grid.double(), dim=-1)
 
 
 def ranks(log_density_grid: Tensor, log_density_true: Tensor, mass: Tensor | None = None) -> Tensor:
     """Posterior mass of the cells strictly denser than the truth, per row.
 
-    ``log_density_grid`` is (N, G), unnormalised; ``log_density_true`` is (N,);
+    ``log_density_grid`` is (..., N, G), unnormalised; ``log_density_true`` is (..., N);
     ``mass`` optionally gives :func:`cell_mass` of the grid, if already computed.
     """
     if mass is None:
         mass = cell_mass(log_density_grid)
-    denser = log_density_grid > log_density_true[:, None]
+    denser = log_density_grid > log_density_true[..., None]
     return (mass * denser).sum(dim=-1)
+
+
+#: Grid rows (cells × observations) evaluated at once: small enough for the activations
+#: to stay in cache (2^13 rows of 256 floats = 8 MiB); larger batches are slower on CPU.
+GRID_BATCH = 2**13
+
+#: On a GPU, larger batches keep the device busy.
+GRID_BATCH_CUDA = 2**20
+
+
+def grid_batches(n: int, cells: int, rows: int = GRID_BATCH) -> Iterator[slice]:
+    """Slices of ``n`` observations such that each batch evaluates about ``rows`` grid rows."""
+    step = max(1, rows // cells)
+    for a in range(0, n, step):
+        yield slice(a, min(a + step, n))
+
+
+@dataclass
+class GridBatch:
+    r"""The grid posterior of a batch of observations ``rows``.
+
+    ``log_density`` (..., n, G) is the unnormalised log posterior at the cell centres and
+    ``mass`` (..., n, G, float64) the normalised cell masses; leading dimensions (e.g. one
+    per estimator) are those of the log density.
+    """
+
+    rows: slice
+    log_density: Tensor
+    mass: Tensor
+
+
+def grid_pass(
+    log_density: Callable[[Tensor, slice], Tensor], n: int, cells: Tensor, rows: int = GRID_BATCH
+) -> Iterator[GridBatch]:
+    """The one batched pass over the grid that coverage and every grid diagnostic use.
+
+    ``log_density(theta, rows)`` returns the unnormalised log posterior of observations
+    ``rows`` at ``theta`` of shape (1, G, D), as (..., n, G). Batches hold about ``rows``
+    grid rows (cells × observations).
+    """
+    for batch in grid_batches(n, len(cells), rows):
+        log_grid = log_density(cells[None], batch)
+        yield GridBatch(batch, log_grid, cell_mass(log_grid))
 
 
 def grid_ranks(
     log_density: Callable[[Tensor, slice], Tensor],
     theta_true: Tensor,
     cells: Tensor,
-    batch: int = 64,
+    rows: int = GRID_BATCH,
 ) -> tuple[Tensor, Tensor]:
     """Ranks of ``theta_true`` (N, D) and the log normaliser on the grid.
 
-    ``log_density(theta, rows)`` returns the unnormalised log posterior of the
-    observations ``rows`` at ``theta`` of shape (n, G, D) or (n, 1, D), as (n, G).
-    Returns ``ranks`` (N,) and ``log_z`` (N,) with
+    ``log_density`` is as in :func:`grid_pass`, also called at ``theta_true[rows]`` of
+    shape (n, 1, D). Returns ``ranks`` (..., N) and ``log_z`` (..., N) with
     :math:`\\log Z = \\log \\sum_c \\hat p(\\theta_c \\mid x)` (cell volume not included).
     """
     all_ranks, all_log_z = [], []
-    for a in range(0, len(theta_true), batch):
-        rows = slice(a, min(a + batch, len(theta_true)))
-        log_grid = log_density(cells[None], rows)
-        log_true = log_density(theta_true[rows][:, None], rows)[:, 0]
-        all_ranks.append(ranks(log_grid, log_true))
-        all_log_z.append(torch.logsumexp(log_grid.double(), dim=-1))
-    return torch.cat(all_ranks), torch.cat(all_log_z)
+    for batch in grid_pass(log_density, len(theta_true), cells, rows):
+        log_true = log_density(theta_true[batch.rows][:, None], batch.rows)[..., 0]
+        all_ranks.append(ranks(batch.log_density, log_true, batch.mass))
+        all_log_z.append(torch.logsumexp(batch.log_density.double(), dim=-1))
+    return torch.cat(all_ranks, dim=-1), torch.cat(all_log_z, dim=-1)
 
 
 def coverage_curve(ranks: np.ndarray | Tensor, levels: np.ndarray) -> np.ndarray:
@@ -125,3 +166,11 @@ def grid_moments(mass: Tensor, cells: Tensor) -> tuple[Tensor, Tensor]:
     mean = mass @ cells
     variance = mass @ cells**2 - mean**2
     return mean, variance.clamp_min(0)
+
+
+def grid_bins(bins: int, dim: int, max_cells: int) -> int:
+    """Bins per dimension: ``bins``, reduced so that ``bins ** dim <= max_cells``."""
+    capped = bins
+    while capped > 2 and capped**dim > max_cells:
+        capped -= 1
+    return capped

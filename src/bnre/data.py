@@ -119,6 +119,7 @@ def open_pairs(
     task: str | None = None,
     theta_dim: int | None = None,
     x_shape: tuple[int, ...] | None = None,
+    split: str | None = None,
 ) -> PairsFile:
     """Open a pairs file after checking its structure (see :func:`read_pairs`).
 
@@ -136,6 +137,8 @@ def open_pairs(
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
         if task is not None and attrs.get("task") != task:
             raise ValueError(f"{path}: holds task {attrs.get('task')!r}, expected {task!r}")
+        if split is not None and attrs.get("split") != split:
+            raise ValueError(f"{path}: holds the {attrs.get('split')!r} split, expected the {split!r} split")
         if theta_dim is not None and f["theta"].shape[1:] != (theta_dim,):
             raise ValueError(f"{path}: theta has shape {f['theta'].shape}, expected (N, {theta_dim})")
         if x_shape is not None and f["x"].shape[1:] != tuple(x_shape):
@@ -158,14 +161,15 @@ def read_pairs(
     rows: int | None = None,
     theta_dim: int | None = None,
     x_shape: tuple[int, ...] | None = None,
+    split: str | None = None,
 ) -> Pairs:
     """Read a pairs file, checking its structure; ``rows`` keeps only the first rows.
 
     Raises ``ValueError`` naming the file when it is unreadable, lacks ``theta`` or ``x``,
-    belongs to another task, has shapes other than ``(N, theta_dim)`` and
-    ``(N, *x_shape)``, or holds non-finite values.
+    belongs to another task or (with ``split``) to another split, has shapes other than
+    ``(N, theta_dim)`` and ``(N, *x_shape)``, or holds non-finite values.
     """
-    with open_pairs(path, task, theta_dim, x_shape) as source:
+    with open_pairs(path, task, theta_dim, x_shape, split) as source:
         n = len(source)
         stop = n if rows is None else rows
         if stop > n:

@@ -20,8 +20,7 @@ Each observation is embedded once per member; only the head is evaluated on the 
 
 from __future__ import annotations
 
-import math
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,15 +28,18 @@ import torch
 from torch import Tensor
 
 from .coverage import (
-    cell_mass,
     clopper_pearson,
     coverage_auc,
     coverage_curve,
     grid,
+    grid_batches,
     grid_moments,
+    grid_pass,
+    grid_ranks,
     hdr_sizes,
     ranks,
 )
+from .ensemble import Ensemble
 from .losses import marginal_theta
 from .nn import RatioEstimator
 from .tasks import Task
@@ -48,57 +50,14 @@ CURVE_LEVELS = np.round(np.linspace(0.0, 1.0, 101), 2)
 #: Levels whose expected HDR size is also reported as a metric.
 HDR_LEVELS = (0.5, 0.9, 0.95)
 
-#: Grid rows (cells × observations) evaluated at once: small enough for the activations
-#: to stay in cache (2^13 rows of 256 floats = 8 MiB); larger batches are slower on CPU.
-GRID_BATCH = 2**13
 
-#: On a GPU, larger batches keep the device busy.
-GRID_BATCH_CUDA = 2**20
+def log_posterior_on(ensemble: Ensemble, log_prior: float):
+    """The unnormalised log posterior ``(theta, rows) -> (E, n, G)`` of every estimator."""
 
+    def log_density(theta: Tensor, rows: slice) -> Tensor:
+        return ensemble.log_ratio(theta, rows) + log_prior
 
-class Estimators:
-    r"""The members of an ensemble and the ensemble itself, evaluated together.
-
-    Row :math:`k < K` of every output is member :math:`k`; with :math:`K > 1` members the
-    last row is the ensemble. With one member the ensemble is that member and is not
-    computed twice.
-    """
-
-    def __init__(self, members: Sequence[RatioEstimator], x: Tensor):
-        self.members = [m.to(x.device) for m in members]
-        self.rows = GRID_BATCH_CUDA if x.device.type == "cuda" else GRID_BATCH
-        # embed in chunks: a CNN's activations on all test observations may not fit
-        self.embeddings = torch.stack(
-            [torch.cat([m.embed(x[a : a + 1024]) for a in range(0, len(x), 1024)]) for m in self.members]
-        )  # (K, N, E)
-        self.names = [str(k) for k in range(len(self.members))]
-        if len(self.members) > 1:
-            self.names.append("ensemble")
-
-    def log_ratio(self, theta: Tensor, rows: slice) -> Tensor:
-        """Log-ratios (K [+ 1], n, G) of observations ``rows`` at ``theta`` (n or 1, G, D)."""
-        n = rows.stop - rows.start
-        step = max(1, self.rows // n)
-        log_r = torch.stack(
-            [
-                torch.cat(
-                    [m.head_log_ratio(theta[:, a : a + step], e[rows, None, :]) for a in range(0, theta.shape[1], step)],
-                    dim=-1,
-                )
-                for m, e in zip(self.members, self.embeddings)
-            ]
-        )
-        if len(self.members) == 1:
-            return log_r
-        ensemble = torch.logsumexp(log_r, dim=0, keepdim=True) - math.log(len(log_r))
-        return torch.cat([log_r, ensemble])
-
-
-def grid_batches(n: int, cells: int, rows: int = GRID_BATCH) -> Iterator[slice]:
-    """Slices of observations such that each batch evaluates about ``rows`` grid rows."""
-    step = max(1, rows // cells)
-    for a in range(0, n, step):
-        yield slice(a, min(a + step, n))
+    return log_density
 
 
 @torch.no_grad()
@@ -108,19 +67,24 @@ def coverage_ranks(
     """Grid ranks of ``theta`` (N, D) for every estimator: (K [+ 1], N)."""
     theta_t = torch.as_tensor(theta, device=device)
     cells, _ = grid(task.lower, task.upper, bins)
-    cells = cells.to(device)
-    estimators = Estimators(members, torch.as_tensor(x, device=device))
-    log_true = estimators.log_ratio(theta_t[:, None], slice(0, len(theta_t)))[..., 0]
-    out = []
-    for rows in grid_batches(len(theta_t), len(cells), estimators.rows):
-        log_grid = estimators.log_ratio(cells[None], rows)
-        k = len(log_grid)
-        out.append(ranks(log_grid.reshape(-1, len(cells)), log_true[:, rows].reshape(-1)).reshape(k, -1))
-    return torch.cat(out, dim=1).cpu()
+    ensemble = Ensemble(members, torch.as_tensor(x, device=device))
+    log_density = log_posterior_on(ensemble, -task.prior.log_volume)
+    rank, _ = grid_ranks(log_density, theta_t, cells.to(device), ensemble.rows)
+    return rank.cpu()
 
 
 @torch.no_grad()
-def monte_carlo_ranks(task: Task, estimators: Estimators, theta: Tensor, samples: int, seed: int, chains: int = 8) -> Tensor:
+def posterior_grid(members: Sequence[RatioEstimator], x: Tensor, task: Task, bins: int) -> np.ndarray:
+    """Cell masses of the ensemble's posterior of one observation ``x`` (1, ...) on a grid
+    of ``bins`` cells per dimension, shaped (bins,) * D."""
+    cells, _ = grid(task.lower, task.upper, bins)
+    ensemble = Ensemble(members, x)
+    (batch,) = grid_pass(log_posterior_on(ensemble, -task.prior.log_volume), 1, cells, len(cells))
+    return batch.mass[-1, 0].reshape((bins,) * task.theta_dim).cpu().numpy()
+
+
+@torch.no_grad()
+def monte_carlo_ranks(task: Task, estimators: Ensemble, theta: Tensor, samples: int, seed: int, chains: int = 8) -> Tensor:
     """MCMC ranks (E, N) of every estimator, in batches of observations."""
     from .mcmc import mc_ranks, metropolis
 
@@ -168,7 +132,7 @@ def evaluate(
     cells, log_volume = grid(task.lower, task.upper, bins)
     cells = cells.to(device)
     log_prior = -task.prior.log_volume
-    estimators = Estimators(members, torch.as_tensor(x, device=device))
+    estimators = Ensemble(members, torch.as_tensor(x, device=device))
     everything = slice(0, n)
 
     log_r_true = estimators.log_ratio(theta_t[:, None], everything)[..., 0]  # (E, N)
@@ -177,11 +141,10 @@ def evaluate(
     k = len(log_r_true)
 
     parts: dict[str, list[Tensor]] = {"rank": [], "log_z": [], "hdr": [], "mean": [], "var": []}
-    for rows in grid_batches(n, len(cells), estimators.rows):
-        log_grid = (estimators.log_ratio(cells[None], rows) + log_prior).reshape(-1, len(cells))
-        mass = cell_mass(log_grid)
+    for batch in grid_pass(log_posterior_on(estimators, log_prior), n, cells, estimators.rows):
+        log_grid, mass = batch.log_density.reshape(-1, len(cells)), batch.mass.reshape(-1, len(cells))
         mean, variance = grid_moments(mass, cells)
-        truth = (log_r_true[:, rows] + log_prior).reshape(-1)
+        truth = (log_r_true[:, batch.rows] + log_prior).reshape(-1)
         for key, value in (
             ("rank", ranks(log_grid, truth, mass)),
             ("log_z", torch.logsumexp(log_grid.double(), dim=-1)),

@@ -18,14 +18,25 @@ sbi); :math:`\lambda = 0` gives NRE exactly.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
+class Logits(NamedTuple):
+    r"""Classifier logits :math:`\log \hat r` of joint pairs :math:`(\theta, x)` and of
+    marginal pairs :math:`(\theta', x)`, each (..., B)."""
+
+    joint: Tensor
+    marginal: Tensor
+
+
 def marginal_theta(theta: Tensor) -> Tensor:
-    r"""Marginal partners :math:`\theta'` by rolling the batch by one: ``roll(theta, 1)``."""
-    return torch.roll(theta, 1, dims=0)
+    r"""Marginal partners :math:`\theta'` by rolling a batch (..., B, D) by one along the
+    batch dimension: :math:`\theta'_i = \theta_{i-1}`."""
+    return torch.roll(theta, 1, dims=-2)
 
 
 def balancing(logit_joint: Tensor, logit_marginal: Tensor) -> Tensor:

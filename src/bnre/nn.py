@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .losses import Logits
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "SELU": nn.SELU,
     "ReLU": nn.ReLU,
@@ -91,6 +93,8 @@ class RatioEstimator(nn.Module):
         chunks = torch.split(x, chunk) if isinstance(x, Tensor) else x
         n, center, s1, s2 = 0, None, 0.0, 0.0
         for part in chunks:
+            if len(part) == 0:
+                continue
             part = self.preprocess(part.to(self.x_mean.device)).double()
             if center is None:
                 center = part.mean(dim=0)
@@ -121,14 +125,14 @@ class RatioEstimator(nn.Module):
             h = layer(h) if isinstance(layer, nn.Linear) or not hasattr(layer, "inplace") else _inplace(layer, h)
         return h.squeeze(-1)
 
-    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None) -> Tensor:
-        r""":math:`\log \hat r(\theta, x)` for paired batches ``theta`` (N, D), ``x`` (N, ...).
+    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None) -> Tensor | Logits:
+        r""":math:`\log \hat r(\theta, x)` (N,) for paired batches ``theta`` (N, D), ``x`` (N, ...).
 
-        With ``theta_marginal`` (N, D), returns the 2N logits of the joint pairs
-        :math:`(\theta, x)` then of the marginal pairs :math:`(\theta', x)`, embedding
-        each observation once.
+        With ``theta_marginal`` (N, D), returns the :class:`~bnre.losses.Logits` of the
+        joint pairs :math:`(\theta, x)` and of the marginal pairs :math:`(\theta', x)`,
+        embedding each observation once.
         """
         embedding = self.embed(x)
         if theta_marginal is None:
             return self.head_log_ratio(theta, embedding)
-        return torch.cat([self.head_log_ratio(theta, embedding), self.head_log_ratio(theta_marginal, embedding)], dim=-1)
+        return Logits(self.head_log_ratio(theta, embedding), self.head_log_ratio(theta_marginal, embedding))

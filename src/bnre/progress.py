@@ -54,6 +54,12 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def format_seconds(seconds: float) -> str:
     """``h:mm:ss`` (or ``?`` when unknown)."""

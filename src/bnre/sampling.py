@@ -17,9 +17,19 @@ from disk sequentially (:mod:`bnre.stream`).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import torch
 from torch import Tensor
+
+
+def member_seed(seed: int, task: str, budget: int, member: int) -> int:
+    """The 63-bit seed of ensemble member ``member``: ``SeedSequence(seed, spawn_key=(crc32(task),
+    budget, member))``. It does not depend on the method, so member :math:`k` of every
+    method shares its initialisation and its data (a paired comparison)."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(task.encode()), budget, member))
+    return int(sequence.generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def member_subset(seed: int, pool: int, budget: int, block: int = 1) -> np.ndarray:

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .losses import marginal_theta
+
 #: Rows per chunk when statistics are accumulated over a member's training set.
 STATS_CHUNK = 4096
 
@@ -144,12 +146,23 @@ class TrainingRows:
 
 
 class ValidationPairs:
-    r"""Validation pairs :math:`(\theta_i, x_i, \theta_{i-1})` in chunks, kept or streamed."""
+    r"""Validation pairs :math:`(\theta_i, x_i, \theta'_i)` in chunks, kept or streamed.
 
-    def __init__(self, source: PairsSource, memory_limit: float, device: torch.device, chunk: int = 4096):
+    The marginal partners :math:`\theta'` are ``marginal(theta)`` of the whole set
+    (by default :func:`bnre.losses.marginal_theta`, :math:`\theta'_i = \theta_{i-1}`).
+    """
+
+    def __init__(
+        self,
+        source: PairsSource,
+        memory_limit: float,
+        device: torch.device,
+        chunk: int = 4096,
+        marginal: Callable[[Tensor], Tensor] = marginal_theta,
+    ):
         self.source, self.device, self.chunk = source, device, chunk
         self.theta = torch.as_tensor(source.theta, dtype=torch.float32, device=device)
-        self.theta_marginal = torch.roll(self.theta, 1, dims=0)
+        self.theta_marginal = marginal(self.theta)
         self.streamed = len(source) * source.x_row_bytes > memory_limit
         self.x_all = None if self.streamed else torch.as_tensor(source.read_x(np.arange(len(source))), device=device)
 

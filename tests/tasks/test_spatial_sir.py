@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bnre.tasks import SpatialSIR
-from bnre.train import build_estimator
+from bnre.methods import build_estimator
 
 REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "spatial_sir.py"
 #: E[number of distinct cells] among 1 + Poisson(3) uniform draws with replacement of 2500.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bnre.tasks import TASKS, get_task
-from bnre.train import build_estimator
+from bnre.methods import build_estimator
 
 
 LAL = importlib.util.find_spec("lalsimulation") is not None
@@ -29,7 +29,7 @@ def test_gravitational_waves_without_lalsuite_trains_but_cannot_simulate():
         "import sys, numpy as np\n"
         "sys.modules['lal'] = sys.modules['lalsimulation'] = None\n"
         "from bnre.tasks import get_task\n"
-        "from bnre.train import build_estimator\n"
+        "from bnre.methods import build_estimator\n"
         "task = get_task('gravitational_waves')\n"
         "build_estimator(task, [8], 'SELU')\n"
         "print(task.x_shape)\n"

@@ -1,0 +1,87 @@
+"""The options of one ensemble's training, and their defaults.
+
+:class:`TrainConfig` is the package's source of truth for the training options; the
+workflow's JSON schema (``config/schema.yaml``, ``$defs/train_options``) states the same
+defaults and bounds, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+#: Options that change how training runs, never the model it produces (a streamed or
+#: resumed training equals the in-memory, uninterrupted one bit for bit).
+EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one ensemble; the defaults are the paper's."""
+
+    method: str = "bnre"
+    lmbda: float = 100.0
+    replicates: int = 5
+    batch_size: int = 128
+    epochs: int = 500
+    patience: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    scheduler_factor: float = 0.5
+    scheduler_patience: int = 10
+    hidden: list[int] = field(default_factory=lambda: [256] * 6)
+    activation: str = "SELU"
+    seed: int = 1
+    device: str = "auto"
+    amp: bool = False
+    deterministic: bool = False
+    checkpoint_seconds: float = 60.0
+    lambda_warmup: int = 0
+    shuffle_block: int = 1
+    memory_limit_mb: float = 4096.0
+
+    def __post_init__(self) -> None:
+        from .methods import METHODS
+        from .nn import ACTIVATIONS
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; expected one of {tuple(METHODS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; known: {sorted(ACTIVATIONS)}")
+        if self.lmbda < 0:
+            raise ValueError(f"lmbda must be >= 0, got {self.lmbda}")
+        if self.lambda_warmup < 0:
+            raise ValueError(f"lambda_warmup must be >= 0, got {self.lambda_warmup}")
+        if self.memory_limit_mb <= 0:
+            raise ValueError(f"memory_limit_mb must be > 0, got {self.memory_limit_mb}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 < self.scheduler_factor < 1:
+            raise ValueError(f"scheduler_factor must be in (0, 1), got {self.scheduler_factor}")
+        if self.scheduler_patience < 0:
+            raise ValueError(f"scheduler_patience must be >= 0, got {self.scheduler_patience}")
+        if self.checkpoint_seconds < 0:
+            raise ValueError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must be a non-empty list of widths >= 1, got {self.hidden}")
+        for name in ("replicates", "epochs", "patience", "shuffle_block"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # a batch of one pair is its own marginal partner (roll(theta, 1) == theta)
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (a marginal pair needs another pair), got {self.batch_size}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a mapping, refusing unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def result_options(self) -> dict:
+        """The options that define the trained model (all but :data:`EXECUTION_OPTIONS`)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_OPTIONS}

@@ -1,0 +1,200 @@
+r"""The :math:`K` members of an ensemble as one stacked model, trained together.
+
+The members' parameters are stacked along a leading dimension
+(:func:`torch.func.stack_module_state`) and one forward pass evaluates every member on its
+own batch with :func:`torch.func.vmap`. The summed loss :math:`\sum_k \mathcal{L}_k(\phi_k)`
+has gradient :math:`\nabla_{\phi_k} \mathcal{L}_k` for member :math:`k`, so with one
+learning rate and one plateau scheduler per member (:mod:`bnre.optim`) each member trains
+as if alone. Members that stop early are dropped from the stack.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from .config import TrainConfig
+from .losses import Logits, balancing
+from .methods import Method
+from .nn import RatioEstimator
+from .optim import StackedAdamW, StackedPlateau
+from .stream import ValidationPairs
+
+
+class StackedMLP:
+    r"""Fast path for estimators without a learned embedding: the head as batched matmuls.
+
+    With weights stored as (K, in, out), layer :math:`l` is
+    ``h = act(bmm(h, W_l) + b_l)``; this avoids the transposed batched matmul that
+    ``vmap`` over :class:`torch.nn.Linear` produces, which is slow on CPU.
+    """
+
+    def __init__(self, estimator: RatioEstimator):
+        self.preprocess = estimator.preprocess
+        self.linears = [f"head.{i}" for i, m in enumerate(estimator.head) if isinstance(m, nn.Linear)]
+        activations = [m for m in estimator.head if not isinstance(m, nn.Linear)]
+        self.activation = activations[0] if activations else nn.Identity()
+
+    @staticmethod
+    def applies(estimator: RatioEstimator) -> bool:
+        plain = isinstance(estimator.embedding, nn.Flatten) and not any(
+            True for _ in estimator.preprocess.parameters()
+        )
+        return plain and all(isinstance(m, nn.Linear) or not any(True for _ in m.parameters()) for m in estimator.head)
+
+    def to_fast(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = dict(params)
+        for name in self.linears:
+            out[f"{name}.weight"] = params[f"{name}.weight"].detach().transpose(1, 2).contiguous().requires_grad_()
+            out[f"{name}.bias"] = params[f"{name}.bias"].detach()[:, None, :].contiguous().requires_grad_()
+        return out
+
+    def member(self, params: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+        """Row ``i`` of the stack in :class:`torch.nn.Linear`'s layout."""
+        out = {n: t[i].detach() for n, t in params.items()}
+        for name in self.linears:
+            out[f"{name}.weight"] = out[f"{name}.weight"].transpose(0, 1).contiguous()
+            out[f"{name}.bias"] = out[f"{name}.bias"][0]
+        return out
+
+    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
+        """Logits (K, B) of the joint pairs (theta, x) and of the marginal pairs (theta', x)."""
+        b = theta.shape[1]
+        theta = torch.cat([theta, theta_marginal], dim=1)
+        x = torch.cat([x, x], dim=1)
+        theta = (theta - buffers["theta_shift"][:, None]) / buffers["theta_scale"][:, None]
+        x = (self.preprocess(x) - buffers["x_mean"][:, None]) / buffers["x_std"][:, None]
+        h = torch.cat([theta, x.flatten(2)], dim=-1)
+        last = len(self.linears) - 1
+        for i, name in enumerate(self.linears):
+            h = torch.bmm(h, params[f"{name}.weight"]) + params[f"{name}.bias"]
+            if i < last:
+                h = self.activation(h)
+        h = h.squeeze(-1)
+        return Logits(h[:, :b], h[:, b:])
+
+
+class VmappedEstimator:
+    """Any estimator's forward, vectorised over the stacked members with ``vmap``."""
+
+    def __init__(self, estimator: RatioEstimator):
+        self.base = copy.deepcopy(estimator).to("meta")
+        self.batched = vmap(self.single)
+
+    def single(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
+        # RatioEstimator.forward embeds x once for the joint and the marginal pairs
+        return functional_call(self.base, (params, buffers), (theta, x, theta_marginal))
+
+    def to_fast(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return params
+
+    def member(self, params: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+        return {n: t[i].detach() for n, t in params.items()}
+
+    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
+        return self.batched(params, buffers, theta, x, theta_marginal)
+
+
+class StackedEnsemble:
+    r"""Stacked members with their optimiser, schedulers and best states.
+
+    ``active`` lists the member ids still training, in stack order; ``best_states[k]`` is
+    member :math:`k`'s state dict at its lowest validation loss ``best_loss[k]``, reached
+    in epoch ``best_epoch[k]``.
+    """
+
+    def __init__(self, estimators: list[RatioEstimator], config: TrainConfig, device: torch.device):
+        k = len(estimators)
+        self.layout = StackedMLP(estimators[0]) if StackedMLP.applies(estimators[0]) else VmappedEstimator(estimators[0])
+        params, self.buffers = stack_module_state([e.to(device) for e in estimators])
+        self.params = self.layout.to_fast(params)
+        self.optimizer = StackedAdamW(
+            list(self.params.values()), torch.full((k,), config.lr, dtype=torch.float64), weight_decay=config.weight_decay
+        )
+        self.scheduler = StackedPlateau(k, config.scheduler_factor, config.scheduler_patience)
+        self.active = list(range(k))
+        self.best_loss = [math.inf] * k
+        self.best_epoch = [0] * k
+        self.best_states: list[dict] = [{} for _ in range(k)]
+
+    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
+        """Logits of every active member on its own batch: inputs (K, B, ...)."""
+        return self.layout(self.params, self.buffers, theta, x, theta_marginal)
+
+    def step(self, loss: Tensor) -> None:
+        """One optimiser step on the members' losses (K,)."""
+        self.optimizer.zero_grad()
+        loss.sum().backward()
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def validate(self, validation: ValidationPairs, method: Method) -> tuple[Tensor, Tensor]:
+        """Objective (``method.loss`` at the full penalty) and balancing value of every
+        active member over the whole validation set."""
+        k = len(self.active)
+        joint, marginal = [], []
+        for t, xx, tm in validation:
+            logits = self.forward(t.expand(k, *t.shape), xx.expand(k, *xx.shape), tm.expand(k, *tm.shape))
+            joint.append(logits.joint)
+            marginal.append(logits.marginal)
+        logits = Logits(torch.cat(joint, dim=1), torch.cat(marginal, dim=1))
+        return method.loss(logits), balancing(logits.joint, logits.marginal)
+
+    def record(self, epoch: int, val_loss: Tensor) -> None:
+        """Keep the state of each member whose validation loss improved; step the schedulers."""
+        for i, member in enumerate(self.active):
+            if float(val_loss[i]) < self.best_loss[member]:
+                self.best_loss[member], self.best_epoch[member] = float(val_loss[i]), epoch
+                self.best_states[member] = self.member_state(i)
+        self.optimizer.lr = self.scheduler.step(val_loss.double().cpu(), self.optimizer.lr)
+
+    def member_state(self, i: int) -> dict[str, Tensor]:
+        """State dict of stack row ``i`` as a plain :class:`~bnre.nn.RatioEstimator`'s."""
+        state = {n: t.cpu().clone() for n, t in self.layout.member(self.params, i).items()}
+        state.update({n: t[i].detach().cpu().clone() for n, t in self.buffers.items()})
+        return state
+
+    def drop(self, positions: list[int]) -> None:
+        """Remove the members at stack ``positions`` from training."""
+        if not positions:
+            return
+        keep = torch.tensor([i for i in range(len(self.active)) if i not in positions], dtype=torch.long)
+        self.active = [self.active[i] for i in keep.tolist()]
+        device = next(iter(self.params.values())).device
+        self.params = {n: t.detach()[keep.to(device)].requires_grad_() for n, t in self.params.items()}
+        self.buffers = {n: t[keep.to(device)] for n, t in self.buffers.items()}
+        self.optimizer.params = list(self.params.values())
+        self.optimizer.select(keep)
+        self.scheduler.select(keep)
+
+    def state_dict(self) -> dict:
+        return {
+            "active": self.active,
+            "params": {n: t.detach().cpu() for n, t in self.params.items()},
+            "buffers": {n: t.cpu() for n, t in self.buffers.items()},
+            "optimizer": {
+                "lr": self.optimizer.lr,
+                "step_count": self.optimizer.step_count,
+                "m": [t.cpu() for t in self.optimizer.m],
+                "v": [t.cpu() for t in self.optimizer.v],
+            },
+            "scheduler": self.scheduler.state_dict(),
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "best_states": self.best_states,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        device = next(iter(self.params.values())).device
+        self.active = state["active"]
+        self.params = {n: t.to(device).requires_grad_() for n, t in state["params"].items()}
+        self.buffers = {n: t.to(device) for n, t in state["buffers"].items()}
+        self.optimizer.params = list(self.params.values())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
+        self.best_states = state["best_states"]

@@ -1,0 +1,283 @@
+"""Vectorised ensemble training: agreement with independent runs, optimiser, resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bnre.data import Pairs, write_pairs
+from bnre.trainer import fit_ensemble
+from bnre.simulate import simulate_range
+from bnre.tasks import get_task
+from bnre.config import TrainConfig
+from bnre.methods import build_estimator
+from bnre.sampling import member_seed, member_subset
+from reference_trainer import train_member
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pairs(task, split, n):
+    return Pairs(*simulate_range(get_task(task), split, 1, 0, n), {"task": task})
+
+
+@pytest.mark.parametrize("warmup, block", [(0, 1), (3, 128)])
+def test_vectorised_members_equal_independent_runs(warmup, block):
+    task = get_task("slcp")
+    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
+    # small scheduler patience and early-stopping patience exercise both per-member paths
+    config = TrainConfig(
+        method="bnre", replicates=3, epochs=12, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=0,
+        lambda_warmup=warmup, shuffle_block=block,
+    )
+    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(3)]
+    estimators = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        estimators.append(build_estimator(task, config.hidden, config.activation))
+    subsets = [member_subset(s, len(train), 1000, block) for s in seeds]
+    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    for k in range(3):
+        ref_state, ref_history = train_member(task, config, train, val, 1000, k)
+        mine = [h for h in history if h["member"] == k]
+        assert len(mine) == len(ref_history)
+        for a, b in zip(mine, ref_history):
+            assert a["epoch"] == b["epoch"]
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+            assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+        # Adam's sign-like steps amplify float rounding of near-zero gradients: weights agree
+        # to ~1e-5..1e-4 while the losses above agree to 1e-7; a wrong batch differs by 1e-2
+        for name, value in ref_state.items():
+            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=2e-4), name
+    # both per-member paths were exercised: some member stopped early, some member's
+    # learning rate was reduced, and the members did not all follow the same schedule
+    lengths = [len([h for h in history if h["member"] == k]) for k in range(3)]
+    assert min(lengths) < config.epochs, lengths
+    assert min(h["lr"] for h in history) < config.lr
+    assert len(set(lengths)) > 1 or len({tuple(h["lr"] for h in history if h["member"] == k) for k in range(3)}) > 1
+
+
+def test_mixed_precision_training_tracks_float32():
+    """bfloat16 autocast (amp) trains to nearly the float32 losses."""
+    task = get_task("slcp")
+    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
+    curves = {}
+    for amp in (False, True):
+        config = TrainConfig(method="bnre", replicates=2, epochs=3, hidden=[64, 64], amp=amp)
+        seeds = [member_seed(0, "slcp", 2048, k) for k in range(2)]
+        estimators = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            estimators.append(build_estimator(task, config.hidden, config.activation))
+        subsets = [member_subset(s, 2048, 2048) for s in seeds]
+        _, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+        curves[amp] = np.array([[h["train_loss"], h["val_loss"]] for h in history])
+    assert np.isfinite(curves[True]).all()
+    assert not np.array_equal(curves[True], curves[False])  # autocast did change the arithmetic
+    assert np.abs(curves[True] - curves[False]).max() < 0.02
+    assert curves[True][-1, 1] < curves[True][0, 1] + 0.01  # and it still learns
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume")
+    task = get_task("gaussian")
+    for split, n in (("train", 4096), ("val", 1024)):
+        theta, x = simulate_range(task, split, 1, 0, n)
+        write_pairs(out / f"{split}.h5", theta, x, task="gaussian", split=split, seed=1, start=0, stop=n)
+    return out
+
+
+OPTIONS = '{"replicates": 2, "epochs": 12, "patience": 100, "hidden": [64, 64], "batch_size": 32, "checkpoint_seconds": 0}'
+# block sampling; the second streams x from the HDF5 files (a 10 kB limit, the data is 60 kB)
+BLOCKS = OPTIONS[:-1] + ', "shuffle_block": 256}'
+STREAMED = BLOCKS[:-1] + ', "memory_limit_mb": 0.01}'
+
+
+def train_command(directory, name, options=OPTIONS):
+    return [
+        sys.executable, "-m", "bnre", "--threads", "1", "train", "--task", "gaussian", "--method", "bnre",
+        "--budget", "4096", "--train", str(directory / "train.h5"), "--val", str(directory / "val.h5"),
+        "--options", options, "--model", str(directory / f"{name}.pt"), "--history", str(directory / f"{name}.csv"),
+    ]
+
+
+def run(command):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def start(command):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_files):
+    result = run(train_command(data_files, "reference"))
+    assert result.returncode == 0, result.stderr
+    return torch.load(data_files / "reference.pt", weights_only=True)
+
+
+def wait_for_epochs(process, checkpoint: Path, epochs: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if checkpoint.exists():
+            try:
+                state = torch.load(checkpoint, weights_only=True)
+                if state["epoch"] > epochs:
+                    return
+            except Exception:  # being renamed into place
+                pass
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise TimeoutError("no checkpoint")
+
+
+def assert_same_model(a: dict, b: dict) -> None:
+    for sa, sb in zip(a["members"], b["members"]):
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_training_resumes_to_the_same_result(data_files, uninterrupted, sig):
+    name = f"killed_{sig.name}"
+    checkpoint = data_files / f"{name}.pt.checkpoint"
+    process = start(train_command(data_files, name))
+    wait_for_epochs(process, checkpoint, 3)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGTERM:
+        assert process.returncode == 143, stderr
+    assert checkpoint.exists() and not (data_files / f"{name}.pt").exists()
+    result = run(train_command(data_files, name))
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout
+    assert not checkpoint.exists()
+    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), uninterrupted)
+    history = np.genfromtxt(data_files / f"{name}.csv", delimiter=",", names=True)
+    reference = np.genfromtxt(data_files / "reference.csv", delimiter=",", names=True)
+    assert np.array_equal(history["val_loss"], reference["val_loss"])
+
+
+def test_checkpoint_of_another_configuration_is_ignored(data_files, uninterrupted):
+    """A checkpoint left by a killed run with other options must not leak into this run."""
+    name = "reconfigured"
+    checkpoint = data_files / f"{name}.pt.checkpoint"
+    other = OPTIONS[:-1] + ', "lambda_warmup": 4, "epochs": 500}'
+    process = start(train_command(data_files, name, other))
+    wait_for_epochs(process, checkpoint, 2)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    result = run(train_command(data_files, name))
+    assert result.returncode == 0, result.stderr
+    assert "belongs to another configuration" in result.stdout and "resumed from" not in result.stdout
+    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), uninterrupted)
+
+
+def test_streamed_training_killed_resumes_to_the_in_memory_result(data_files):
+    """Stream from HDF5, SIGKILL mid-run, resume: bit for bit the model trained in memory."""
+    in_memory = run(train_command(data_files, "blocks", BLOCKS))
+    assert in_memory.returncode == 0, in_memory.stderr
+    assert "streaming" not in in_memory.stdout
+    checkpoint = data_files / "streamed.pt.checkpoint"
+    process = start(train_command(data_files, "streamed", STREAMED))
+    wait_for_epochs(process, checkpoint, 3)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    result = run(train_command(data_files, "streamed", STREAMED))
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout and "streaming" in result.stdout
+    reference = torch.load(data_files / "blocks.pt", weights_only=True)
+    assert_same_model(torch.load(data_files / "streamed.pt", weights_only=True), reference)
+
+
+def test_model_records_provenance(uninterrupted):
+    assert uninterrupted["provenance"]["version"]
+    assert "train" in uninterrupted["provenance"]["argv"]
+    assert uninterrupted["config"]["checkpoint_seconds"] == 0
+    assert set(uninterrupted["libraries"]) >= {"torch", "numpy", "python"}
+
+
+NAN = float("nan")
+#: Scripted validation losses per member and epoch (patience 3): member 0 is best at epoch
+#: 2 and stops at 5; member 1 is best at epoch 4 despite NaN losses (a NaN is never an
+#: improvement) and stops at 7; member 2 improves every epoch and runs all 10.
+SCRIPT = {
+    0: [1.0, 0.5, 0.6, 0.7, 0.8],
+    1: [1.0, 0.9, NAN, 0.8, NAN, NAN, NAN],
+    2: [1.0 - 0.05 * e for e in range(10)],
+}
+
+
+def scripted_fit(monkeypatch, patience):
+    """fit_ensemble on real Gaussian pairs with validation losses taken from SCRIPT; returns
+    its best states, its history and every member's weights at the end of every epoch."""
+    from bnre.stacked import StackedEnsemble
+
+    calls, snapshots = {"n": 0}, {}
+
+    def validate(self, validation, method):
+        calls["n"] += 1
+        epoch = calls["n"]
+        loss = torch.tensor([SCRIPT[m][epoch - 1] if epoch <= len(SCRIPT[m]) else 0.0 for m in self.active])
+        return loss, torch.ones(len(self.active))
+
+    record = StackedEnsemble.record
+
+    def recording(self, epoch, val_loss):
+        for i, member in enumerate(self.active):
+            snapshots[member, epoch] = self.member_state(i)
+        record(self, epoch, val_loss)
+
+    monkeypatch.setattr(StackedEnsemble, "validate", validate)
+    monkeypatch.setattr(StackedEnsemble, "record", recording)
+    task = get_task("gaussian")
+    train, val = pairs("gaussian", "train", 512), pairs("gaussian", "val", 128)
+    config = TrainConfig(method="nre", replicates=3, epochs=10, patience=patience, hidden=[8], batch_size=64,
+                         scheduler_patience=100)
+    seeds = [member_seed(config.seed, "gaussian", 256, k) for k in range(3)]
+    estimators = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        estimators.append(build_estimator(task, config.hidden, config.activation))
+    subsets = [member_subset(s, len(train), 256) for s in seeds]
+    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    return states, history, snapshots
+
+
+def test_scripted_validation_losses_force_early_stops_and_restore_the_best_weights(monkeypatch):
+    states, history, snapshots = scripted_fit(monkeypatch, patience=3)
+    epochs = {k: [h["epoch"] for h in history if h["member"] == k] for k in range(3)}
+    assert epochs == {0: [1, 2, 3, 4, 5], 1: list(range(1, 8)), 2: list(range(1, 11))}
+    best = {0: 2, 1: 4, 2: 10}
+    for member, epoch in best.items():
+        for name, value in states[member].items():
+            assert torch.equal(value, snapshots[member, epoch][name]), (member, name)
+        # the kept weights are the best epoch's, not the last epoch's
+        last = epochs[member][-1]
+        if last != epoch:
+            assert not all(torch.equal(v, snapshots[member, last][n]) for n, v in states[member].items())
+    nan_rows = [h for h in history if h["member"] == 1 and h["epoch"] in (3, 5, 6, 7)]
+    assert all(np.isnan(h["val_loss"]) for h in nan_rows)
+
+
+def test_dropping_members_leaves_the_others_untouched(monkeypatch):
+    """Member 2's weights after 10 epochs do not depend on members 0 and 1 stopping early."""
+    dropped, _, snapshots_dropped = scripted_fit(monkeypatch, patience=3)
+    monkeypatch.undo()
+    kept, history, snapshots_kept = scripted_fit(monkeypatch, patience=100)
+    assert {h["member"] for h in history if h["epoch"] == 10} == {0, 1, 2}
+    for name, value in dropped[2].items():
+        assert torch.allclose(value, kept[2][name], rtol=1e-6, atol=1e-7), name
+    for epoch in range(1, 11):
+        for name, value in snapshots_dropped[2, epoch].items():
+            assert torch.allclose(value, snapshots_kept[2, epoch][name], rtol=1e-6, atol=1e-7), (epoch, name)
