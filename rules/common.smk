@@ -17,8 +17,22 @@ min_version("9.0")
 validate(config, schema="../config/schema.yaml")
 
 
+# The methods of the package (bnre.methods.METHODS; a test keeps the schema's list equal).
+BASE_METHODS = ("nre", "bnre")
+
+
 def check_config(config):
     """Cross-key checks the JSON schema cannot express."""
+    unknown = [
+        m
+        for m in config["methods"]
+        if m not in BASE_METHODS and m not in config["variants"]
+    ]
+    if unknown:
+        raise WorkflowError(
+            f"config: methods {unknown} are neither methods ({', '.join(BASE_METHODS)}) "
+            f"nor variants (under `variants:`: {', '.join(config['variants']) or 'none'})"
+        )
     sim = config["simulation"]
     too_large = [b for b in config["budgets"] if b > sim["train"]]
     if too_large:
@@ -150,30 +164,48 @@ def block_files(wildcards):
 EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
 
 
-def task_train_options(task):
-    """The `train` options of a task: the defaults with its `train.tasks` overrides."""
+def method_base(method):
+    """The method a variant is built on (a method is its own base)."""
+    return (
+        config["variants"][method]["base"] if method in config["variants"] else method
+    )
+
+
+def task_train_options(task, method=None):
+    """The `train` options of a task (and method): the defaults, then the task's
+    `train.tasks` overrides, then the variant's `train` overrides."""
     options = {k: v for k, v in config["train"].items() if k != "tasks"}
     options.update(config["train"]["tasks"].get(task, {}))
+    if method in config["variants"]:
+        options.update(config["variants"][method].get("train", {}))
     return options
 
 
 def train_options(wildcards):
     """The options that define the model, as the JSON TrainConfig reads (tracked params)."""
-    options = task_train_options(wildcards.task)
+    options = task_train_options(wildcards.task, wildcards.method)
     for key in EXECUTION_OPTIONS:
         del options[key]
     options["lmbda"] = options.pop("lambda")
-    if wildcards.method == "nre":  # no balancing penalty: λ cannot change an NRE model
-        options.update(lmbda=0.0, lambda_warmup=0)
+    if (
+        method_base(wildcards.method) == "nre"
+    ):  # no balancing penalty: λ, its warm-up and
+        options.update(
+            lmbda=0.0, lambda_warmup=0, penalty="squared"
+        )  # form cannot change NRE
     options["replicates"] = config["replicates"]
     options["seed"] = config["seed"]
+    options["method"] = method_base(wildcards.method)
+    options["name"] = wildcards.method
     return json.dumps(options, sort_keys=True)
 
 
 def train_execution(key):
     """An execution option of the train rule, as a (string) resource."""
     assert key in EXECUTION_OPTIONS, key
-    return lambda wildcards: str(task_train_options(wildcards.task)[key])
+    return lambda wildcards: str(
+        task_train_options(wildcards.task, wildcards.method)[key]
+    )
 
 
 def evaluation_tables(kind):
@@ -210,7 +242,9 @@ def reported(stems, report_them):
 
 
 def training_figure_files(report_them=False):
-    return reported({f"training_{task}": "training.rst" for task in TASKS}, report_them)
+    stems = {f"training_{task}": "training.rst" for task in TASKS}
+    stems.update({f"penalty_{task}": "penalty.rst" for task in TASKS})
+    return reported(stems, report_them)
 
 
 def posterior_figure_files():

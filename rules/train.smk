@@ -22,10 +22,11 @@ rule train:
     params:
         code=package_code("train"),
         options=train_options,
+        method=lambda wildcards: method_base(wildcards.method),
         checkpoint=lambda wildcards, output: f"{output.model}.checkpoint",
     shell:
         "python -m bnre --threads {threads} train --task {wildcards.task}"
-        " --method {wildcards.method} --budget {wildcards.budget}"
+        " --method {params.method} --budget {wildcards.budget}"
         " --train {input.train} --val {input.val} --options '{params.options}'"
         " --model {output.model} --history {output.history}"
         " --checkpoint {params.checkpoint}"

@@ -16,25 +16,32 @@ from torch import Tensor
 from bnre.config import TrainConfig
 from bnre.data import Pairs
 from bnre.methods import Method, get_method
-from bnre.sampling import epoch_order, member_seed, member_subset, position_blocks
+from bnre.losses import Logits, balancing
+from bnre.sampling import epoch_order, marginal_permutations, member_seed, member_subset, position_blocks
 from bnre.tasks import Task
 
 
 @torch.no_grad()
-def validate(method: Method, estimator, theta: Tensor, x: Tensor, batch: int = 4096) -> tuple[float, float]:
-    """Objective and balancing value over the whole validation set."""
-    from bnre.losses import Logits, balancing
-
+def validate(method: Method, estimator, theta: Tensor, x: Tensor, config: TrainConfig) -> tuple[float, float]:
+    """Objective and balancing value over the validation set: on the whole set, or the mean
+    of the objective over its batches (``validation_loss="batches"``)."""
     estimator.eval()
-    joint, marginal = [], []
-    theta_marginal = method.marginal_theta(theta)
-    for a in range(0, len(theta), batch):
-        logits = estimator(theta[a : a + batch], x[a : a + batch], theta_marginal[a : a + batch])
-        joint.append(logits.joint)
-        marginal.append(logits.marginal)
+    logits = estimator(theta, x, method.validation_partners(theta))
     estimator.train()
-    logits = Logits(torch.cat(joint), torch.cat(marginal))
-    return float(method.loss(logits)), float(balancing(logits.joint, logits.marginal))
+    value = float(balancing(logits.joint, logits.marginal))
+    if config.validation_loss == "set":
+        return float(method.loss(logits)), value
+    b = config.batch_size
+    losses = [float(method.loss(Logits(logits.joint[a : a + b], logits.marginal[a : a + b])))
+              for a in range(0, len(theta), b) if len(theta) - a >= 2]
+    return sum(losses) / len(losses), value
+
+
+def gradient_norm(estimator, loss: Tensor) -> float:
+    if not loss.requires_grad:
+        return 0.0
+    grads = torch.autograd.grad(loss, list(estimator.parameters()), retain_graph=True, allow_unused=True)
+    return float(sum(g.double().square().sum() for g in grads if g is not None).sqrt())
 
 
 def train_member(
@@ -51,39 +58,54 @@ def train_member(
 
     torch.manual_seed(seed)
     estimator = method.estimator(task)
-    estimator.set_standardisation(x)
+    if config.normalise == "train":
+        estimator.set_standardisation(x)
     optimizer = torch.optim.AdamW(estimator.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.scheduler_factor, patience=config.scheduler_patience
+        optimizer, factor=config.scheduler_factor, patience=config.scheduler_patience, min_lr=config.scheduler_min_lr
     )
     best_loss, best_state, best_epoch = math.inf, copy.deepcopy(estimator.state_dict()), 0
     history: list[dict] = []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         order = epoch_order(seed, epoch, budget, groups=groups)
-        losses = []
-        for a in range(0, budget, config.batch_size):
+        permutations = marginal_permutations(seed, epoch, budget, config.batch_size)
+        losses, violations, norms = [], [], (math.nan, math.nan)
+        for step, a in enumerate(range(0, budget, config.batch_size)):
             index = order[a : a + config.batch_size]
             if len(index) < 2:
                 continue
-            loss = method.loss(method.logits(estimator, theta[index], x[index]), epoch)
+            permutation = permutations[step] if config.marginals == "permute" else None
+            logits = method.logits(estimator, theta[index], x[index], permutation)
+            loss = method.loss(logits, epoch)
+            violations.append(float(balancing(logits.joint, logits.marginal).detach()) - 1)
+            if a + config.batch_size >= budget - 1:  # the epoch's last batch
+                norms = (gradient_norm(estimator, method.cross_entropy(logits)),
+                         gradient_norm(estimator, method.penalty(logits, epoch)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.detach())
         train_loss = float(torch.stack(losses).mean())
-        val_loss, val_balancing = validate(method, estimator, theta_val, x_val)
+        val_loss, val_balancing = validate(method, estimator, theta_val, x_val, config)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
         if val_loss < best_loss:
             best_loss, best_epoch = val_loss, epoch
             best_state = copy.deepcopy(estimator.state_dict())
+        if config.keep == "last":
+            kept_state = copy.deepcopy(estimator.state_dict())
+        weight = method.penalty_weight(epoch)
+        mean = sum(violations) / len(violations)
+        variance = sum(v * v for v in violations) / len(violations) - mean * mean
         history.append(
             dict(member=member, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
-                 val_balancing=val_balancing, lr=lr, seconds=time.perf_counter() - start)
+                 val_balancing=val_balancing, lr=lr, seconds=time.perf_counter() - start,
+                 penalty_violation=weight * mean * mean, penalty_variance=weight * variance,
+                 grad_norm_bce=norms[0], grad_norm_penalty=norms[1])
         )
-        if epoch - best_epoch >= config.patience:
+        if config.early_stopping and epoch - best_epoch >= config.patience:
             break
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"member {member}: non-finite training loss at epoch {epoch}")
-    return best_state, history
+    return (kept_state if config.keep == "last" else best_state), history

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bnre.config import EXECUTION_OPTIONS, TrainConfig
+from bnre.config import CHOICES, EXECUTION_OPTIONS, TrainConfig
 from bnre.methods import METHODS
 from bnre.nn import ACTIVATIONS
 from bnre.tasks import TASKS
@@ -19,8 +19,9 @@ OPTIONS = SCHEMA["$defs"]["train_options"]["properties"]  # types and bounds
 DEFAULTS = {k: v["default"] for k, v in SCHEMA["properties"]["train"]["properties"].items() if k != "tasks"}
 #: schema key -> TrainConfig field, where they differ
 FIELD = {"lambda": "lmbda"}
-#: TrainConfig fields that come from the top level of the workflow config
-TOP_LEVEL = {"method", "replicates", "seed"}
+#: TrainConfig fields that come from the top level of the workflow config, or (name) from
+#: the variant that a method is
+TOP_LEVEL = {"method", "replicates", "seed", "name"}
 
 
 def field_defaults() -> dict:
@@ -29,8 +30,13 @@ def field_defaults() -> dict:
 
 def test_schema_enums_are_the_package_registries():
     assert SCHEMA["properties"]["tasks"]["items"]["enum"] == list(TASKS)
-    assert SCHEMA["properties"]["methods"]["items"]["enum"] == list(METHODS)
+    variants = SCHEMA["properties"]["variants"]
+    assert variants["additionalProperties"]["properties"]["base"]["enum"] == list(METHODS)
+    assert variants["propertyNames"]["not"]["enum"] == list(METHODS)
     assert OPTIONS["activation"]["enum"] == list(ACTIVATIONS)
+    for key, choices in CHOICES.items():
+        assert OPTIONS[key]["enum"] == list(choices), key
+        assert DEFAULTS[key] == choices[0], key
 
 
 def test_schema_options_and_defaults_are_trainconfig_s():

@@ -160,8 +160,8 @@ SHIFT_BINS = 200  # cell width h = 0.01 <= SCALE / 3.5
 def shifted_evaluation():
     """Evaluation of :class:`ShiftedNormal` on 2-D pairs whose errors x - theta cancel.
 
-    Observations x lie in [-0.5, 0.5]^2, so x + SHIFT is at least 0.36 = 10 s from the box
-    edges: the truncated mass is below 1e-20 and the estimate is exactly N(x + SHIFT, s^2).
+    Observations x lie in [-0.5, 0.5]^2, so x + SHIFT is at least 0.4 (6.6 s) from the box
+    edges: the mass outside is below 1e-10 and the estimate is N(x + SHIFT, s^2) on the box.
     The true parameters theta = x -+ 0.05 eps come in antithetic pairs, so that
     mean(x - theta) = 0 and the posterior mean bias is SHIFT itself."""
     task = Gaussian(sigma=0.05)
@@ -260,7 +260,7 @@ def test_exact_posterior_in_one_and_three_dimensions(dim, bins, n, tolerance):
     assert abs(m["coverage_auc"]) < 4 / math.sqrt(12 * n)
     c = curves[curves.replicate == "0"].set_index("level")
     for level in np.round(np.arange(0.1, 1.0, 0.1), 1):
-        # each coverage is a binomial proportion: 4 sd of it (9 levels: about 1 in 2,000)
+        # each coverage is a binomial proportion: 4 sd of it (9 levels: about 1 run in 1,800)
         assert abs(c.loc[level, "coverage"] - level) < 4 * math.sqrt(level * (1 - level) / n), level
     # normalised on the grid, the log posterior is the task's exact (truncated) density
     true_log_posterior = task.log_posterior(torch.as_tensor(theta), torch.as_tensor(x)).mean().item()

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -267,3 +268,53 @@ def test_list_changes_names_the_tables_whose_inputs_changed(tiny_workflow, tmp_p
     listed = {line for line in output.splitlines() if not line.startswith("Building")}
     assert listed == {"results/summary.csv", "results/coverage.csv", *(
         f"figures/training_{task}.png" for task in CONFIG["tasks"])}
+
+
+VARIANTS = {
+    "bnre_sum": {"base": "bnre", "train": {"bce": "sum", "lambda": 50}},
+    "nre_last": {"base": "nre", "train": {"keep": "last", "early_stopping": False}},
+}
+
+
+@pytest.fixture(scope="module")
+def variants_workflow(tmp_path_factory):
+    """The tiny config on one task and budget, with two method variants beside NRE and BNRE."""
+    workdir = tmp_path_factory.mktemp("variants")
+    config = override(workdir, "variants", {"tasks": ["gaussian"], "budgets": [256],
+                                            "methods": ["nre", "bnre", *VARIANTS], "variants": VARIANTS})
+    snakemake("--cores", "2", "--directory", workdir, "--configfile", TINY, config)
+    return workdir, config
+
+
+def test_variants_are_their_own_cells_trained_on_the_same_subsets(variants_workflow):
+    import torch
+
+    workdir, _ = variants_workflow
+    seeds = {}
+    for method in ("nre", "bnre", *VARIANTS):
+        payload = torch.load(workdir / "models" / "gaussian" / method / "256.pt", weights_only=True)
+        base = VARIANTS[method]["base"] if method in VARIANTS else method
+        assert (payload["config"]["method"], payload["config"]["name"]) == (base, method)
+        for key, value in VARIANTS.get(method, {}).get("train", {}).items():
+            assert payload["config"]["lmbda" if key == "lambda" else key] == value
+        seeds[method] = payload["member_seeds"]
+    assert len({tuple(s) for s in seeds.values()}) == 1  # member k: one seed, one subset, every method
+    summary = pd.read_csv(workdir / "results" / "summary.csv")
+    assert set(summary.method) == {"nre", "bnre", *VARIANTS}
+    history = pd.read_csv(workdir / "models" / "gaussian" / "nre_last" / "256.history.csv")
+    assert (history.method == "nre_last").all()
+    epochs = CONFIG["train"]["epochs"]
+    assert history.groupby("member").epoch.max().eq(epochs).all()  # no early stopping
+    assert history[history.kept].epoch.eq(epochs).all()  # keep last
+    kept = summary[(summary.method == "nre_last") & (summary.metric == "kept_epoch")]
+    assert kept.value.eq(epochs).all() and len(kept) == CONFIG["replicates"] + 1
+
+
+def test_changing_a_variant_reruns_only_that_variant(variants_workflow, tmp_path):
+    workdir, config = variants_workflow
+    changed = {"variants": {**VARIANTS, "bnre_sum": {"base": "bnre", "train": {"bce": "sum", "lambda": 40}}}}
+    jobs = planned(workdir, config, override(tmp_path, "changed", changed))
+    assert {(rule, w.get("method")) for rule, w in jobs if rule in ("train", "evaluate")} == {
+        ("train", "bnre_sum"), ("evaluate", "bnre_sum")}
+    assert counts(jobs) == {"train": 1, "evaluate": 1, **DOWNSTREAM, **{**MODEL_FIGURES, "posterior_figure": 1}}
+    assert planned(workdir, config) == []  # and the unchanged config has nothing to do

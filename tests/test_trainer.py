@@ -64,6 +64,49 @@ def test_vectorised_members_equal_independent_runs(warmup, block):
     assert len(set(lengths)) > 1 or len({tuple(h["lr"] for h in history if h["member"] == k) for k in range(3)}) > 1
 
 
+AUTHORS = dict(bce="sum", marginals="permute", early_stopping=False, keep="last", validation_loss="batches",
+               normalise="none", weight_decay=0.0, scheduler_factor=0.1, scheduler_patience=0, scheduler_min_lr=2e-3)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [AUTHORS, dict(penalty="unbiased", keep="last", patience=2, scheduler_patience=0)],
+    ids=["authors-protocol", "unbiased-penalty"],
+)
+def test_protocol_options_in_the_stacked_trainer_equal_a_plain_loop(options):
+    """Every protocol option, and the penalty diagnostics, as the single-member reference
+    loop (tests/reference_trainer.py) computes them with torch's own optimiser."""
+    task = get_task("slcp")
+    train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
+    config = TrainConfig(method="bnre", replicates=2, epochs=7, hidden=[32, 32], batch_size=64, lr=0.01, **options)
+    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(2)]
+    estimators = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        estimators.append(build_estimator(task, config.hidden, config.activation, config.normalise))
+    subsets = [member_subset(s, len(train), 1000) for s in seeds]
+    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    for k in range(2):
+        ref_state, ref_history = train_member(task, config, train, val, 1000, k)
+        mine = [h for h in history if h["member"] == k]
+        assert [h["epoch"] for h in mine] == [h["epoch"] for h in ref_history]
+        for a, b in zip(mine, ref_history):
+            for key in ("train_loss", "val_loss", "penalty_violation", "penalty_variance"):
+                assert a[key] == pytest.approx(b[key], rel=2e-4, abs=1e-9), (key, a["epoch"])
+            for key in ("grad_norm_bce", "grad_norm_penalty"):
+                assert a[key] == pytest.approx(b[key], rel=2e-3), (key, a["epoch"])
+            assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+        assert mine[-1]["kept"] and sum(h["kept"] for h in mine) == 1  # keep="last": the last epoch
+        for name, value in ref_state.items():
+            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=2e-4), name
+    if options is AUTHORS:
+        assert all(len([h for h in history if h["member"] == k]) == config.epochs for k in range(2))
+        assert min(h["lr"] for h in history) == pytest.approx(config.scheduler_min_lr)  # reduced, to the floor
+        for name in ("theta_shift", "theta_scale", "x_mean", "x_std"):  # raw inputs
+            assert torch.equal(states[0][name], torch.full_like(states[0][name], float(name.endswith(("scale", "std")))))
+    assert all(h["grad_norm_penalty"] > 0 and h["penalty_violation"] >= 0 and h["penalty_variance"] >= 0 for h in history)
+
+
 def test_mixed_precision_training_tracks_float32():
     """bfloat16 autocast (amp) trains to nearly the float32 losses."""
     task = get_task("slcp")
@@ -225,7 +268,7 @@ def scripted_fit(monkeypatch, patience):
 
     calls, snapshots = {"n": 0}, {}
 
-    def validate(self, validation, method):
+    def validate(self, validation, method, batch=None):
         calls["n"] += 1
         epoch = calls["n"]
         loss = torch.tensor([SCRIPT[m][epoch - 1] if epoch <= len(SCRIPT[m]) else 0.0 for m in self.active])

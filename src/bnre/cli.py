@@ -70,10 +70,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     for key in EXECUTION_OPTIONS:  # given as their own options by the workflow (untracked)
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    config = TrainConfig.from_dict({**options, "method": args.method})
+    if options.setdefault("method", args.method) != args.method:
+        raise ValueError(f"--method {args.method} but the options say method {options['method']!r}")
+    config = TrainConfig.from_dict(options)
     shapes = task_shapes(args.task)
     # x stays in the files: only the members' rows are read, or streamed when too large
-    with open_pairs(args.train, task=args.task, **shapes) as train, open_pairs(args.val, task=args.task, **shapes) as val:
+    with (
+        open_pairs(args.train, task=args.task, split="train", **shapes) as train,
+        open_pairs(args.val, task=args.task, split="val", **shapes) as val,
+    ):
         if args.budget > len(train):
             raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
         log(f"training {config.replicates} {get_method(config).describe()} members on {args.budget} pairs of {args.task}")
@@ -94,17 +99,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .train import load_ensemble
 
     task, members, meta = load_ensemble(args.model, task=args.task)
-    test = read_pairs(args.test, task=task.name, **task_shapes(task.name))
+    test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task.name))
     if args.pairs > len(test):
         raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
     theta, x = test.theta[: args.pairs], test.x[: args.pairs]
     bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
     log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {bins} bins per dimension")
     device = pick_device(args.device)
-    tables = evaluate(
+    tables = list(evaluate(
         task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
-    )
-    keys = dict(task=task.name, method=meta["config"]["method"], budget=meta["budget"])
+    ))
+    keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
+    tables[0] = with_kept_epochs(tables[0], meta)
     for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
         for i, (k, v) in enumerate(keys.items()):
             table.insert(i, k, v)
@@ -113,6 +119,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = tables[0]
     auc = metrics[(metrics.metric == "coverage_auc") & (metrics.replicate == "ensemble")].value.iloc[0]
     log(f"ensemble coverage AUC {auc:+.3f}")
+
+
+def with_kept_epochs(metrics, meta: dict):
+    """The metrics table with ``kept_epoch``: the epoch each member's weights come from (the
+    ensemble's: their mean)."""
+    import pandas as pd
+
+    epochs = meta.get("kept_epochs")
+    if not epochs:
+        return metrics
+    rows = [dict(replicate=str(k), metric="kept_epoch", value=float(e)) for k, e in enumerate(epochs)]
+    if len(epochs) > 1 or "ensemble" in set(metrics.replicate):
+        rows.append(dict(replicate="ensemble", metric="kept_epoch", value=float(sum(epochs)) / len(epochs)))
+    return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -170,6 +190,7 @@ def cmd_training_figures(args: argparse.Namespace) -> None:
     histories = read_histories(args.histories)
     for task in sorted(histories.task.unique()):
         figures.training_curves(histories, task, Path(args.outdir) / f"training_{task}", tuple(args.formats))
+        figures.penalty_curves(histories, task, Path(args.outdir) / f"penalty_{task}", tuple(args.formats))
     log(f"training curves -> {args.outdir}")
 
 
@@ -185,11 +206,11 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
     densities, task, budget = {}, None, None
     for path in args.models:
         task, members, meta = load_ensemble(path)
-        test = read_pairs(args.test, task=task.name, **task_shapes(task.name))
+        test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task.name))
         if args.pair >= len(test):
             raise ValueError(f"pair {args.pair} requested but {args.test} holds {len(test)}")
         x = torch.as_tensor(test.x[args.pair : args.pair + 1])
-        densities[meta["config"]["method"]] = posterior_grid(members, x, task, args.bins)
+        densities[meta["config"].get("name") or meta["config"]["method"]] = posterior_grid(members, x, task, args.bins)
         budget = meta["budget"]
     theta_true = np.asarray(test.theta[args.pair])
     figures.posterior_example(

@@ -10,6 +10,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+#: The choices of the training options that take one of a few names; the first is the default.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "bce": ("mean", "sum"),  # the two cross-entropies averaged (lampe, sbi) or summed (the authors)
+    "marginals": ("roll", "permute"),  # marginal partners: theta_{i-1}, or a random permutation per batch
+    "keep": ("best", "last"),  # the weights kept: lowest validation loss, or the last epoch's
+    "normalise": ("train", "none", "fixed"),  # inputs standardised with training statistics, raw, or the task's fixed statistics
+    "validation_loss": ("set", "batches"),  # the objective on the whole validation set, or the mean of its batches'
+    "penalty": ("squared", "unbiased"),  # BNRE's penalty: squared batch violation, or the product of the halves'
+}
+
 #: Options that change how training runs, never the model it produces (a streamed or
 #: resumed training equals the in-memory, uninterrupted one bit for bit).
 EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
@@ -39,6 +49,16 @@ class TrainConfig:
     lambda_warmup: int = 0
     shuffle_block: int = 1
     memory_limit_mb: float = 4096.0
+    bce: str = "mean"
+    marginals: str = "roll"
+    early_stopping: bool = True
+    keep: str = "best"
+    scheduler_min_lr: float = 0.0
+    normalise: str = "train"
+    validation_loss: str = "set"
+    penalty: str = "squared"
+    #: the name of the method in tables and figures: a variant's name (default: ``method``)
+    name: str = ""
 
     def __post_init__(self) -> None:
         from .methods import METHODS
@@ -48,6 +68,13 @@ class TrainConfig:
             raise ValueError(f"unknown method {self.method!r}; expected one of {tuple(METHODS)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; known: {sorted(ACTIVATIONS)}")
+        for key, choices in CHOICES.items():
+            if getattr(self, key) not in choices:
+                raise ValueError(f"{key} must be one of {choices}, got {getattr(self, key)!r}")
+        if self.scheduler_min_lr < 0:
+            raise ValueError(f"scheduler_min_lr must be >= 0, got {self.scheduler_min_lr}")
+        if not self.name:
+            self.name = self.method
         if self.lmbda < 0:
             raise ValueError(f"lmbda must be >= 0, got {self.lmbda}")
         if self.lambda_warmup < 0:

@@ -202,6 +202,8 @@ def merge_pairs(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -
             raise ValueError(f"{path}: starts at {attrs['start']}, expected {expected}")
         if (x_shape, theta_shape) != (parts[0][3], parts[0][4]):
             raise ValueError(f"{path}: shapes theta {theta_shape}, x {x_shape} differ from the first block's")
+        if n != int(attrs["stop"]) - int(attrs["start"]):
+            raise ValueError(f"{path}: holds {n} rows, expected {int(attrs['stop']) - int(attrs['start'])} (its range [{attrs['start']}, {attrs['stop']}))")
         expected = int(attrs["stop"])
     total = sum(n for _, _, n, _, _ in parts)
     attrs = dict(task=first["task"], split=first["split"], seed=first["seed"], start=int(first["start"]), stop=expected)

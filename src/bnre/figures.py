@@ -1,6 +1,8 @@
 """Figures of the tidy result tables (seaborn).
 
-Colours are fixed per method across every figure: NRE orange, BNRE blue.
+Colours are fixed per method across every figure: NRE orange, BNRE green; the methods'
+variants (``variants:`` in the config) get the next colours of a qualitative palette, in
+the order of their names, and their names as labels.
 """
 
 from __future__ import annotations
@@ -17,9 +19,22 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
+from .labels import label, ordered_methods  # noqa: E402
 
 PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77"}
-LABELS = {"nre": "NRE", "bnre": "BNRE"}
+#: colours of the variants, after NRE's and BNRE's
+VARIANT_COLOURS = ("#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2df8a",
+                   "#fb9a99", "#cab2d6", "#6a3d9a", "#b15928")
+
+
+def methods_of(data: pd.DataFrame) -> list[str]:
+    """The methods in ``data``: NRE and BNRE first, then the variants by name."""
+    return ordered_methods(data.method)
+
+
+def colours(methods: list[str]) -> dict[str, str]:
+    others = iter(VARIANT_COLOURS * (1 + len(methods) // len(VARIANT_COLOURS)))
+    return {m: PALETTE[m] if m in PALETTE else next(others) for m in methods}
 
 
 def _save(fig: plt.Figure, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
@@ -47,17 +62,18 @@ def coverage_curves(curves: pd.DataFrame, task: str, stem: str | os.PathLike, fo
     """
     data = curves[curves.task == task]
     budgets = sorted(data.budget.unique())
+    palette = colours(methods_of(data))
     fig, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.6), squeeze=False, sharey=True, layout="constrained")
     for ax, budget in zip(axes[0], budgets):
         ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="nominal")
-        for method in PALETTE:
+        for method, colour in palette.items():
             sub = data[(data.budget == budget) & (data.method == method)]
             for replicate, line in sub.groupby("replicate"):
                 if replicate == "ensemble":
-                    ax.plot(line.level, line.coverage, color=PALETTE[method], linewidth=2, label=f"{LABELS[method]} ensemble")
-                    ax.fill_between(line.level, line.lower, line.upper, color=PALETTE[method], alpha=0.2, linewidth=0)
+                    ax.plot(line.level, line.coverage, color=colour, linewidth=2, label=f"{label(method)} ensemble")
+                    ax.fill_between(line.level, line.lower, line.upper, color=colour, alpha=0.2, linewidth=0)
                 else:
-                    ax.plot(line.level, line.coverage, color=PALETTE[method], linewidth=0.8, alpha=0.6)
+                    ax.plot(line.level, line.coverage, color=colour, linewidth=0.8, alpha=0.6)
         ax.set_title(f"{task}, budget $2^{{{int(np.log2(budget))}}}$" if np.log2(budget).is_integer() else f"{task}, budget {budget}")
         ax.set_xlabel("credibility level")
         ax.set_xlim(0, 1)
@@ -78,16 +94,17 @@ def metric_vs_budget(
     """
     data = summary[summary.metric == metric]
     tasks = sorted(data.task.unique())
+    palette = colours(methods_of(data))
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.8 * len(tasks), 3.4), squeeze=False, layout="constrained")
     for ax, task in zip(axes[0], tasks):
         sub = data[data.task == task]
         members = sub[sub.replicate != "ensemble"]
         sns.lineplot(
-            members, x="budget", y="value", hue="method", palette=PALETTE, hue_order=list(PALETTE),
+            members, x="budget", y="value", hue="method", palette=palette, hue_order=list(palette),
             errorbar="sd", marker="o", ax=ax, legend=False,
         )
         ens = sub[sub.replicate == "ensemble"]
-        for method, color in PALETTE.items():
+        for method, color in palette.items():
             e = ens[ens.method == method]
             ax.scatter(e.budget, e.value, marker="x", color=color, zorder=3)
         if reference is not None:
@@ -100,8 +117,8 @@ def metric_vs_budget(
         ax.set_title(task)
         ax.set_xlabel("simulation budget")
         ax.set_ylabel(ylabel)
-    handles = [plt.Line2D([], [], color=c, marker="o", label=f"{LABELS[m]} (mean ± sd)") for m, c in PALETTE.items()]
-    handles += [plt.Line2D([], [], color=c, marker="x", linestyle="", label=f"{LABELS[m]} ensemble") for m, c in PALETTE.items()]
+    handles = [plt.Line2D([], [], color=c, marker="o", label=f"{label(m)} (mean ± sd)") for m, c in palette.items()]
+    handles += [plt.Line2D([], [], color=c, marker="x", linestyle="", label=f"{label(m)} ensemble") for m, c in palette.items()]
     if reference is not None:
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="prior"))
     axes[0, -1].legend(handles=handles, fontsize=7)
@@ -116,17 +133,52 @@ def training_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike,
     """
     data = histories[histories.task == task]
     budgets = sorted(data.budget.unique())
+    palette = colours(methods_of(data))
     fig, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.2), squeeze=False, layout="constrained")
     for ax, budget in zip(axes[0], budgets):
-        for method, color in PALETTE.items():
+        for method, color in palette.items():
             sub = data[(data.budget == budget) & (data.method == method)]
             for _, member in sub.groupby("member"):
                 ax.plot(member.epoch, member.val_loss, color=color, linewidth=0.9, alpha=0.8)
         ax.set_title(f"{task}, budget {budget}")
         ax.set_xlabel("epoch")
     axes[0, 0].set_ylabel("validation loss")
-    handles = [plt.Line2D([], [], color=c, label=LABELS[m]) for m, c in PALETTE.items()]
+    handles = [plt.Line2D([], [], color=c, label=label(m)) for m, c in palette.items()]
     axes[0, -1].legend(handles=handles, fontsize=7)
+    return _save(fig, stem, formats)
+
+
+def penalty_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
+    r"""What slows a penalised method, per epoch, one column per budget (mean over members).
+
+    Top: the two parts of the expected batch penalty, :math:`\lambda \bar v^2` (the
+    violation, solid) and :math:`\lambda \mathbb{V}[v_b]` (its batch variance, dashed).
+    Bottom: the ratio of the penalty's gradient norm to the cross-entropy's at each epoch's
+    last batch. Methods without a penalty are left out.
+    """
+    data = histories[(histories.task == task) & (histories.lmbda > 0)]
+    budgets = sorted(data.budget.unique())
+    palette = colours(methods_of(histories[histories.task == task]))
+    fig, axes = plt.subplots(2, max(len(budgets), 1), figsize=(3.4 * max(len(budgets), 1), 5.4), squeeze=False,
+                             sharex="col", layout="constrained")
+    for column, budget in enumerate(budgets):
+        top, bottom = axes[0, column], axes[1, column]
+        for method in methods_of(data):
+            sub = data[(data.budget == budget) & (data.method == method)].groupby("epoch").mean(numeric_only=True)
+            colour = palette[method]
+            top.plot(sub.index, sub.penalty_violation, color=colour, linewidth=1)
+            top.plot(sub.index, sub.penalty_variance, color=colour, linewidth=1, linestyle="--")
+            bottom.plot(sub.index, sub.grad_norm_penalty / sub.grad_norm_bce, color=colour, linewidth=1)
+        top.set_yscale("log")
+        bottom.set_yscale("log")
+        top.set_title(f"{task}, budget {budget}")
+        bottom.set_xlabel("epoch")
+    axes[0, 0].set_ylabel(r"batch penalty parts")
+    axes[1, 0].set_ylabel("|grad penalty| / |grad BCE|")
+    handles = [plt.Line2D([], [], color=palette[m], label=label(m)) for m in methods_of(data)]
+    handles += [plt.Line2D([], [], color="grey", label=r"$\lambda \bar v^2$"),
+                plt.Line2D([], [], color="grey", linestyle="--", label=r"$\lambda\, \mathrm{Var}[v_b]$")]
+    axes[0, -1].legend(handles=handles, fontsize=6)
     return _save(fig, stem, formats)
 
 
@@ -146,7 +198,8 @@ def posterior_example(
     (bins,) * D. One parameter: density curves; two or more: the 2-D marginal of the
     first two parameters.
     """
-    methods = [m for m in PALETTE if m in densities]
+    methods = ordered_methods(densities)
+    palette = colours(methods)
     dim = len(lower)
     if dim == 1:
         fig, ax = plt.subplots(figsize=(4.5, 3.2), layout="constrained")
@@ -154,7 +207,7 @@ def posterior_example(
         centres = lower[0] + (np.arange(bins) + 0.5) * (upper[0] - lower[0]) / bins
         width = (upper[0] - lower[0]) / bins
         for method in methods:
-            ax.plot(centres, densities[method] / width, color=PALETTE[method], label=LABELS[method])
+            ax.plot(centres, densities[method] / width, color=palette[method], label=label(method))
         ax.axvline(theta_true[0], color="black", linestyle="--", label=r"$\theta^*$")
         ax.set_xlabel(labels[0])
         ax.set_ylabel("posterior density")
@@ -169,7 +222,7 @@ def posterior_example(
             marginal.T, origin="lower", extent=(lower[0], upper[0], lower[1], upper[1]), aspect="auto", cmap="viridis"
         )
         ax.scatter([theta_true[0]], [theta_true[1]], marker="*", s=120, color="white", edgecolor="black", label=r"$\theta^*$")
-        ax.set_title(LABELS[method])
+        ax.set_title(label(method))
         ax.set_xlabel(labels[0])
         ax.set_ylabel(labels[1])
     fig.suptitle(title)

@@ -10,14 +10,16 @@ method is a subclass here and an entry in :data:`METHODS`.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import Callable, ClassVar
 
+import torch
 from torch import Tensor
 
 from .config import TrainConfig
-from .losses import Logits, bnre_loss, marginal_theta, nre_loss
+from .losses import PENALTIES, Logits, marginal_theta, nre_loss
 from .nn import RatioEstimator
+from .sampling import marginal_permutations
 from .tasks import Task
 
 
@@ -25,9 +27,22 @@ from .tasks import Task
 Forward = Callable[[Tensor, Tensor, Tensor], Logits]
 
 
-def build_estimator(task: Task, hidden: list[int], activation: str) -> RatioEstimator:
-    """The task's default embedding (and preprocessing) followed by an MLP head."""
-    return RatioEstimator(
+def build_estimator(task: Task, hidden: list[int], activation: str, normalise: str = "train") -> RatioEstimator:
+    """The task's default embedding (and preprocessing) followed by an MLP head.
+
+    ``normalise="train"`` rescales :math:`\theta` from the prior box to :math:`[-1, 1]`
+    (and :meth:`Method.standardise` then sets x's statistics from the training set);
+    ``"none"`` feeds raw :math:`\theta` and raw (preprocessed) x; ``"fixed"`` feeds raw
+    :math:`\theta` and x standardised with the task's fixed statistics
+    (``task.fixed_x_statistics()``, on x before any preprocessing), as the authors did for
+    M/G/1.
+    """
+    preprocess = task.preprocess()
+    if normalise == "fixed":
+        if not hasattr(task, "fixed_x_statistics"):
+            raise ValueError(f"normalise 'fixed': task {task.name!r} defines no fixed statistics of x")
+        preprocess = None
+    estimator = RatioEstimator(
         task.lower,
         task.upper,
         task.embedding(),
@@ -35,8 +50,14 @@ def build_estimator(task: Task, hidden: list[int], activation: str) -> RatioEsti
         hidden,
         activation,
         task.x_shape,
-        task.preprocess(),
+        preprocess,
+        rescale_theta=normalise == "train",
     )
+    if normalise == "fixed":
+        mean, std = task.fixed_x_statistics()
+        estimator.x_mean.copy_(torch.as_tensor(mean, dtype=torch.float32).expand_as(estimator.x_mean))
+        estimator.x_std.copy_(torch.as_tensor(std, dtype=torch.float32).expand_as(estimator.x_std))
+    return estimator
 
 
 class Method(ABC):
@@ -49,20 +70,66 @@ class Method(ABC):
 
     def estimator(self, task: Task) -> RatioEstimator:
         """A freshly initialised estimator (seed torch's generator first)."""
-        return build_estimator(task, self.config.hidden, self.config.activation)
+        return build_estimator(task, self.config.hidden, self.config.activation, self.config.normalise)
 
-    def marginal_theta(self, theta: Tensor) -> Tensor:
-        r"""Marginal partners :math:`\theta'` of a batch (..., B, D) of parameters."""
-        return marginal_theta(theta)
+    def standardise(self, estimator: RatioEstimator, x_chunks) -> None:
+        """Set the estimator's statistics of x from its training set (``normalise="train"``)."""
+        if self.config.normalise == "train":
+            estimator.set_standardisation(x_chunks)
 
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor) -> Logits:
+    def marginal_theta(self, theta: Tensor, permutation: Tensor | None = None) -> Tensor:
+        r"""Marginal partners :math:`\theta'` of a batch (..., B, D) of parameters:
+        :math:`\theta_{i-1}` (``marginals="roll"``), or :math:`\theta_{\pi(i)}` for a
+        random permutation ``permutation`` (..., B) of the batch (``marginals="permute"``,
+        the authors' pairing: partners drawn with self-pairs possible)."""
+        if self.config.marginals == "roll":
+            return marginal_theta(theta)
+        if permutation is None:
+            raise ValueError("marginals 'permute' needs a permutation of the batch")
+        return torch.gather(theta, -2, permutation[..., None].expand_as(theta))
+
+    def permutations(self, seeds: list[int], members: list[int], epoch: int, budget: int, device) -> list[Tensor] | None:
+        """The marginal permutation of every batch of ``epoch`` for the ``members`` (their
+        seeds indexed by member id): per step a (K, B) tensor; None with ``marginals="roll"``."""
+        if self.config.marginals == "roll":
+            return None
+        batch = self.config.batch_size
+        per_member = [marginal_permutations(seeds[m], epoch, budget, batch) for m in members]
+        return [torch.stack(step).to(device) for step in zip(*per_member)]
+
+    def validation_partners(self, theta: Tensor) -> Tensor:
+        r"""Marginal partners of the whole validation set (N, D): rolled over the set, or within
+        each batch with ``validation_loss="batches"``; with ``marginals="permute"`` a fixed
+        random permutation (seeded by ``seed``), over the set or within each batch."""
+        batch = self.config.batch_size if self.config.validation_loss == "batches" else len(theta)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        parts = []
+        for a in range(0, len(theta), batch):
+            chunk = theta[a : a + batch]
+            permutation = torch.randperm(len(chunk), generator=generator).to(theta.device)
+            parts.append(self.marginal_theta(chunk, permutation))
+        return torch.cat(parts)
+
+    def penalty_weight(self, epoch: int | None = None) -> float:
+        """The penalty's weight in ``epoch`` (0 for unpenalised methods)."""
+        return 0.0
+
+    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
         """Logits of a batch's joint pairs and of its marginal pairs."""
-        return forward(theta, x, self.marginal_theta(theta))
+        return forward(theta, x, self.marginal_theta(theta, permutation))
 
-    @abstractmethod
+    def cross_entropy(self, logits: Logits) -> Tensor:
+        """The classification loss per member, in the configured convention (``bce``)."""
+        return nre_loss(logits.joint, logits.marginal, self.config.bce)
+
+    def penalty(self, logits: Logits, epoch: int | None = None) -> Tensor:
+        """The weighted penalty per member in ``epoch`` (zero for unpenalised methods)."""
+        return torch.zeros_like(logits.joint[..., 0])
+
     def loss(self, logits: Logits, epoch: int | None = None) -> Tensor:
         """The objective per member (over the last dimension) in ``epoch`` (1-based);
         ``epoch=None`` is the objective itself, as validation uses it."""
+        return self.cross_entropy(logits) + self.penalty(logits, epoch)
 
     def describe(self) -> str:
         return self.name.upper()
@@ -74,7 +141,7 @@ class NRE(Method):
     name = "nre"
 
     def loss(self, logits: Logits, epoch: int | None = None) -> Tensor:
-        return nre_loss(logits.joint, logits.marginal)
+        return self.cross_entropy(logits)
 
 
 class BNRE(Method):
@@ -82,7 +149,7 @@ class BNRE(Method):
 
     name = "bnre"
 
-    def weight(self, epoch: int | None = None) -> float:
+    def penalty_weight(self, epoch: int | None = None) -> float:
         r""":math:`\lambda_e = \lambda \min(1, e / w)` in epoch :math:`e` with a linear warm-up
         over :math:`w` = ``lambda_warmup`` epochs (none when 0); the full :math:`\lambda`
         when ``epoch`` is None (validation, early stopping and the scheduler)."""
@@ -91,11 +158,11 @@ class BNRE(Method):
             return self.config.lmbda
         return self.config.lmbda * min(1.0, epoch / warmup)
 
-    def loss(self, logits: Logits, epoch: int | None = None) -> Tensor:
-        return bnre_loss(logits.joint, logits.marginal, self.weight(epoch))
+    def penalty(self, logits: Logits, epoch: int | None = None) -> Tensor:
+        return self.penalty_weight(epoch) * PENALTIES[self.config.penalty](logits.joint, logits.marginal)
 
     def describe(self) -> str:
-        return f"BNRE (lambda={self.config.lmbda})"
+        return f"BNRE (lambda={self.config.lmbda}, {self.config.bce} of the cross-entropies)"
 
 
 #: The methods by name.

@@ -52,7 +52,8 @@ def _inplace(activation: nn.Module, h: Tensor) -> Tensor:
 class RatioEstimator(nn.Module):
     r"""Classifier logit :math:`\log \hat r(\theta, x)`.
 
-    Parameters are rescaled from the prior box to :math:`[-1, 1]`; observations are
+    Parameters are rescaled from the prior box to :math:`[-1, 1]` (unless
+    ``rescale_theta`` is false); observations are
     transformed by the parameter-free ``preprocess`` (identity by default) and then
     standardised with ``x_mean`` and ``x_std`` (from the training set) before the
     embedding.
@@ -68,12 +69,17 @@ class RatioEstimator(nn.Module):
         activation: str = "SELU",
         x_shape: Sequence[int] = (),
         preprocess: nn.Module | None = None,
+        rescale_theta: bool = True,
     ):
         super().__init__()
         lower_t = torch.as_tensor(np.asarray(lower), dtype=torch.float32)
         upper_t = torch.as_tensor(np.asarray(upper), dtype=torch.float32)
-        self.register_buffer("theta_shift", (upper_t + lower_t) / 2)
-        self.register_buffer("theta_scale", (upper_t - lower_t) / 2)
+        if rescale_theta:
+            self.register_buffer("theta_shift", (upper_t + lower_t) / 2)
+            self.register_buffer("theta_scale", (upper_t - lower_t) / 2)
+        else:  # raw parameters
+            self.register_buffer("theta_shift", torch.zeros_like(lower_t))
+            self.register_buffer("theta_scale", torch.ones_like(lower_t))
         self.register_buffer("x_mean", torch.zeros(tuple(x_shape)))
         self.register_buffer("x_std", torch.ones(tuple(x_shape)))
         self.preprocess = nn.Identity() if preprocess is None else preprocess

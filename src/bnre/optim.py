@@ -35,12 +35,14 @@ class StackedAdamW:
 
     The update runs torch's fused AdamW kernel (the one behind ``AdamW(fused=True)``),
     once on the whole stacks when the members share a learning rate, else once per
-    distinct rate on the members' slices. The kernel is private API (``torch._fused_adamw_``):
-    the same update in public tensor ops, which :meth:`step_public` implements and which
-    runs wherever the kernel is missing (``fused=False`` forces it), measured 10 times
-    slower on the CPU with six 256-wide layers and 5 members, where one fused pass over
-    the parameters replaces about ten (``benchmarks/training.py``). Both are tested
-    against :class:`torch.optim.AdamW`, member by member.
+    distinct rate on the members' slices. That kernel is private API
+    (``torch._fused_adamw_``), kept behind :func:`fused_kernel_available` for one reason:
+    models trained before the public-ops path existed are reproduced bit for bit. The
+    same update in public tensor ops (:meth:`step_public`, a learning rate per member as a
+    broadcast tensor) runs wherever the kernel is missing, or with ``fused=False``; it
+    agrees with the kernel to float rounding and costs a few per cent of training time
+    (``benchmarks/training.py``, line (c)). Both are tested against
+    :class:`torch.optim.AdamW`, member by member.
     """
 
     def __init__(
@@ -134,10 +136,12 @@ class StackedAdamW:
 
 
 class StackedPlateau:
-    """ReduceLROnPlateau (mode min, relative threshold) for each member's learning rate."""
+    """ReduceLROnPlateau (mode min, relative threshold, ``min_lr``) for each member's learning rate."""
 
-    def __init__(self, k: int, factor: float, patience: int, threshold: float = 1e-4, eps: float = 1e-8):
-        self.factor, self.patience, self.threshold, self.eps = factor, patience, threshold, eps
+    def __init__(
+        self, k: int, factor: float, patience: int, threshold: float = 1e-4, eps: float = 1e-8, min_lr: float = 0.0
+    ):
+        self.factor, self.patience, self.threshold, self.eps, self.min_lr = factor, patience, threshold, eps, min_lr
         self.best = torch.full((k,), math.inf, dtype=torch.float64)
         self.bad_epochs = torch.zeros(k, dtype=torch.long)
 
@@ -147,7 +151,7 @@ class StackedPlateau:
         self.best = torch.where(better, loss, self.best)
         self.bad_epochs = torch.where(better, 0, self.bad_epochs + 1)
         reduce = self.bad_epochs > self.patience
-        new_lr = lr * self.factor
+        new_lr = (lr * self.factor).clamp_min(self.min_lr)
         reduce &= (lr - new_lr) > self.eps
         self.bad_epochs = torch.where(reduce, 0, self.bad_epochs)
         return torch.where(reduce, new_lr, lr)

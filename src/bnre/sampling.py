@@ -73,3 +73,11 @@ def epoch_order(
 def position_blocks(subset: np.ndarray, block: int) -> np.ndarray | None:
     """The pool block of every position of a member's subset (``None`` when ``block`` is 1)."""
     return None if block == 1 else subset // block
+
+
+def marginal_permutations(seed: int, epoch: int, budget: int, batch: int) -> list[Tensor]:
+    """For each batch of ``epoch``, the random permutation of its pairs that pairs them
+    with marginal partners (``marginals="permute"``); deterministic in (seed, epoch), and a
+    stream apart from :func:`epoch_order`'s."""
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63 ^ 0x6D617267)
+    return [torch.randperm(min(batch, budget - a), generator=generator) for a in range(0, budget, batch)]

@@ -102,9 +102,9 @@ class VmappedEstimator:
 class StackedEnsemble:
     r"""Stacked members with their optimiser, schedulers and best states.
 
-    ``active`` lists the member ids still training, in stack order; ``best_states[k]`` is
-    member :math:`k`'s state dict at its lowest validation loss ``best_loss[k]``, reached
-    in epoch ``best_epoch[k]``.
+    ``active`` lists the member ids still training, in stack order; member :math:`k`'s
+    lowest validation loss ``best_loss[k]`` was reached in epoch ``best_epoch[k]``, and
+    ``kept_states[k]`` are the weights it keeps, from epoch ``kept_epoch[k]``.
     """
 
     def __init__(self, estimators: list[RatioEstimator], config: TrainConfig, device: torch.device):
@@ -115,26 +115,48 @@ class StackedEnsemble:
         self.optimizer = StackedAdamW(
             list(self.params.values()), torch.full((k,), config.lr, dtype=torch.float64), weight_decay=config.weight_decay
         )
-        self.scheduler = StackedPlateau(k, config.scheduler_factor, config.scheduler_patience)
+        self.scheduler = StackedPlateau(
+            k, config.scheduler_factor, config.scheduler_patience, min_lr=config.scheduler_min_lr
+        )
+        self.keep_last = config.keep == "last"
         self.active = list(range(k))
         self.best_loss = [math.inf] * k
         self.best_epoch = [0] * k
-        self.best_states: list[dict] = [{} for _ in range(k)]
+        #: the weights kept for each member: its best epoch's, or with ``keep="last"`` its last
+        self.kept_states: list[dict] = [{} for _ in range(k)]
+        self.kept_epoch = [0] * k
 
     def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
         """Logits of every active member on its own batch: inputs (K, B, ...)."""
         return self.layout(self.params, self.buffers, theta, x, theta_marginal)
 
-    def step(self, loss: Tensor) -> None:
-        """One optimiser step on the members' losses (K,)."""
+    def step(self, loss: Tensor, part: Tensor | None = None) -> tuple[Tensor, Tensor] | None:
+        """One optimiser step on the members' losses (K,). With ``part`` (K,), a term of
+        ``loss`` (e.g. the penalty), also return per member the gradient norms of ``part``
+        and of the rest of the loss (one extra backward pass of ``part``)."""
         self.optimizer.zero_grad()
+        params = list(self.params.values())
+        grads = None
+        if part is not None and part.requires_grad:
+            grads = torch.autograd.grad(part.sum(), params, retain_graph=True, allow_unused=True)
         loss.sum().backward()
+        norms = None
+        if part is not None:
+            grads = grads or [None] * len(params)
+            zero = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+            norms = tuple(
+                torch.stack([t.detach().double().flatten(1).square().sum(1) for t in tensors]).sum(0).sqrt().cpu()
+                for tensors in (zero, [p.grad - g for p, g in zip(params, zero)])
+            )
         self.optimizer.step()
+        return norms
 
     @torch.no_grad()
-    def validate(self, validation: ValidationPairs, method: Method) -> tuple[Tensor, Tensor]:
+    def validate(self, validation: ValidationPairs, method: Method, batch: int | None = None) -> tuple[Tensor, Tensor]:
         """Objective (``method.loss`` at the full penalty) and balancing value of every
-        active member over the whole validation set."""
+        active member over the whole validation set; with ``batch``, the objective is the
+        mean of its values on consecutive batches of ``batch`` pairs (a last batch of fewer
+        than 2 pairs left out), as the authors' held-out loss."""
         k = len(self.active)
         joint, marginal = [], []
         for t, xx, tm in validation:
@@ -142,14 +164,24 @@ class StackedEnsemble:
             joint.append(logits.joint)
             marginal.append(logits.marginal)
         logits = Logits(torch.cat(joint, dim=1), torch.cat(marginal, dim=1))
-        return method.loss(logits), balancing(logits.joint, logits.marginal)
+        value = balancing(logits.joint, logits.marginal)
+        if batch is None:
+            return method.loss(logits), value
+        n = logits.joint.shape[1]
+        losses = [method.loss(Logits(logits.joint[:, a : a + batch], logits.marginal[:, a : a + batch]))
+                  for a in range(0, n, batch) if n - a >= 2]
+        return torch.stack(losses).mean(dim=0), value
 
     def record(self, epoch: int, val_loss: Tensor) -> None:
-        """Keep the state of each member whose validation loss improved; step the schedulers."""
+        """Track each member's best validation loss and keep its weights (the best epoch's,
+        or every epoch's with ``keep="last"``); step the schedulers. A NaN loss is never an
+        improvement."""
         for i, member in enumerate(self.active):
-            if float(val_loss[i]) < self.best_loss[member]:
+            improved = float(val_loss[i]) < self.best_loss[member]
+            if improved:
                 self.best_loss[member], self.best_epoch[member] = float(val_loss[i]), epoch
-                self.best_states[member] = self.member_state(i)
+            if improved or self.keep_last:
+                self.kept_states[member], self.kept_epoch[member] = self.member_state(i), epoch
         self.optimizer.lr = self.scheduler.step(val_loss.double().cpu(), self.optimizer.lr)
 
     def member_state(self, i: int) -> dict[str, Tensor]:
@@ -185,7 +217,8 @@ class StackedEnsemble:
             "scheduler": self.scheduler.state_dict(),
             "best_loss": self.best_loss,
             "best_epoch": self.best_epoch,
-            "best_states": self.best_states,
+            "kept_states": self.kept_states,
+            "kept_epoch": self.kept_epoch,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -197,4 +230,4 @@ class StackedEnsemble:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
-        self.best_states = state["best_states"]
+        self.kept_states, self.kept_epoch = state["kept_states"], state["kept_epoch"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-LABELS = {"nre": "NRE", "bnre": "BNRE"}
+from .labels import label, ordered_methods
 
 
 def _cell(values: pd.Series) -> str:
@@ -19,8 +19,8 @@ def _cell(values: pd.Series) -> str:
 def metric_table(summary: pd.DataFrame, task: str, metric: str) -> str:
     """Rows: budgets; columns: each method's members (mean ± sd) and ensemble."""
     data = summary[(summary.task == task) & (summary.metric == metric)]
-    methods = [m for m in LABELS if m in set(data.method)]
-    header = ["budget"] + [f"{LABELS[m]} {kind}" for m in methods for kind in ("members", "ensemble")]
+    methods = ordered_methods(data.method)
+    header = ["budget"] + [f"{label(m)} {kind}" for m in methods for kind in ("members", "ensemble")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for budget in sorted(data.budget.unique()):
         row = [f"2^{int(np.log2(budget))}" if np.log2(budget).is_integer() else str(budget)]

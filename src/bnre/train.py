@@ -72,7 +72,7 @@ def train_ensemble(
     states, history = fit_ensemble(
         task, estimators, seeds, subsets, train, val, config, checkpoint_path, fingerprint, log
     )
-    keys = dict(task=task_name, method=config.method, budget=budget)
+    keys = dict(task=task_name, method=config.name, budget=budget)
     rows = [{**keys, **row} for row in sorted(history, key=lambda r: (r["member"], r["epoch"]))]
     with atomic_path(history_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -85,6 +85,7 @@ def train_ensemble(
         "config": dataclasses.asdict(config),
         "member_seeds": seeds,
         "members": states,
+        "kept_epochs": [max(r["epoch"] for r in history if r["member"] == k and r["kept"]) for k in range(len(states))],
         "version": __version__,
         "libraries": library_versions(),
         "provenance": provenance or {},

@@ -50,6 +50,11 @@ class MG1(Task):
     percentiles = (0.0, 25.0, 50.0, 75.0, 100.0)
     min_rate = 1e-20
 
+    def fixed_x_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The means and standard deviations of raw x with which the authors' pipeline
+        standardised it (``train.normalise: fixed``)."""
+        return (4.449, 17.55, 37.19, 75.89, 249.5), (130.5, 1331.0, 3428.0, 8741.0, 31141.0)
+
     def __init__(self) -> None:
         self.prior = BoxUniform([0.0, 0.0, 0.0], [10.0, 10.0, 1.0 / 3.0])
         self.x_shape = (len(self.percentiles),)
