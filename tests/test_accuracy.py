@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from bnre.data import read_pairs
-from bnre.evaluate import evaluate
+from bnre.evaluate import evaluate, with_kept_epochs
 from bnre.train import load_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +94,9 @@ def test_summary_equals_a_direct_evaluation_of_the_model_files(run):
     assert test.attrs["split"] == "test"
     for method in config["methods"]:
         budget = config["budgets"][0]
-        task, members, _ = load_ensemble(workdir / "models" / "gaussian" / method / f"{budget}.pt")
+        task, members, meta = load_ensemble(workdir / "models" / "gaussian" / method / f"{budget}.pt")
         metrics, _, _ = evaluate(task, members, test.theta[:pairs], test.x[:pairs], bins=config["evaluate"]["bins"])
+        metrics = with_kept_epochs(metrics, meta["kept_epochs"])
         mine = summary[(summary.method == method) & (summary.budget == budget)]
         merged = mine.merge(metrics, on=["replicate", "metric"], suffixes=("_table", "_direct"))
         assert len(merged) == len(mine) == len(metrics)

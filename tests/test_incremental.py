@@ -267,7 +267,7 @@ def test_list_changes_names_the_tables_whose_inputs_changed(tiny_workflow, tmp_p
     output = snakemake("--list-changes", "input", "--directory", tiny_workflow, "--configfile", TINY, budget)
     listed = {line for line in output.splitlines() if not line.startswith("Building")}
     assert listed == {"results/summary.csv", "results/coverage.csv", *(
-        f"figures/training_{task}.png" for task in CONFIG["tasks"])}
+        f"figures/{kind}_{task}.png" for task in CONFIG["tasks"] for kind in ("training", "penalty"))}
 
 
 VARIANTS = {

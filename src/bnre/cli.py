@@ -94,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .coverage import grid_bins
     from .data import read_pairs
     from .devices import pick_device
-    from .evaluate import evaluate
+    from .evaluate import evaluate, with_kept_epochs
     from .io import atomic_path
     from .train import load_ensemble
 
@@ -110,7 +110,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
     ))
     keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
-    tables[0] = with_kept_epochs(tables[0], meta)
+    tables[0] = with_kept_epochs(tables[0], meta.get("kept_epochs"))
     for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
         for i, (k, v) in enumerate(keys.items()):
             table.insert(i, k, v)
@@ -119,20 +119,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = tables[0]
     auc = metrics[(metrics.metric == "coverage_auc") & (metrics.replicate == "ensemble")].value.iloc[0]
     log(f"ensemble coverage AUC {auc:+.3f}")
-
-
-def with_kept_epochs(metrics, meta: dict):
-    """The metrics table with ``kept_epoch``: the epoch each member's weights come from (the
-    ensemble's: their mean)."""
-    import pandas as pd
-
-    epochs = meta.get("kept_epochs")
-    if not epochs:
-        return metrics
-    rows = [dict(replicate=str(k), metric="kept_epoch", value=float(e)) for k, e in enumerate(epochs)]
-    if len(epochs) > 1 or "ensemble" in set(metrics.replicate):
-        rows.append(dict(replicate="ensemble", metric="kept_epoch", value=float(sum(epochs)) / len(epochs)))
-    return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:

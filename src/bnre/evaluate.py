@@ -198,3 +198,13 @@ def evaluate(
                 pd.DataFrame(dict(replicate=label, pair=np.arange(n), rank=rank[i], log_posterior=log_post[i].numpy()))
             )
     return pd.DataFrame(metrics), pd.DataFrame(curves), pd.concat(pairs, ignore_index=True)
+
+
+def with_kept_epochs(metrics: pd.DataFrame, kept_epochs: Sequence[int] | None) -> pd.DataFrame:
+    """The metrics table with ``kept_epoch``: the epoch each member's weights come from
+    (the model file's ``kept_epochs``), and their mean for the ensemble."""
+    if not kept_epochs:
+        return metrics
+    rows = [dict(replicate=str(k), metric="kept_epoch", value=float(e)) for k, e in enumerate(kept_epochs)]
+    rows.append(dict(replicate="ensemble", metric="kept_epoch", value=float(np.mean(kept_epochs))))
+    return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True)

@@ -1,0 +1,45 @@
+"""The ablation's table (docs/results.md) from its summary.csv.
+
+    python docs/results/ablation/table.py docs/results/ablation/summary.csv
+
+Per task and method (ensemble, and members mean ± sd): coverage AUC with the half-width
+of its 95% binomial band (1.96 / sqrt(12 N), the spread of a calibrated posterior's AUC
+on N pairs), expected log posterior, its gap to NRE under the same protocol (nre for the
+authors' recipes, nre_today for bnre_today) and to the prior, balancing, kept epoch.
+"""
+
+import math
+import sys
+
+import pandas as pd
+
+ORDER = ["nre", "bnre", "bnre_last", "bnre_unbiased", "bnre_mean", "bnre_roll", "bnre_early", "bnre_wd",
+         "bnre_sched", "bnre_norm", "bnre_valset", "nre_today", "bnre_today"]
+
+
+def main(path: str) -> None:
+    s = pd.read_csv(path, dtype={"replicate": str})
+    for task in sorted(s.task.unique()):
+        t = s[s.task == task]
+        for budget in sorted(t.budget.unique()):
+            b = t[t.budget == budget]
+            ens = b[b.replicate == "ensemble"].pivot_table(index="method", columns="metric", values="value")
+            mem = b[b.replicate != "ensemble"].groupby(["method", "metric"]).value.agg(["mean", "std"])
+            n = ens.test_pairs.iloc[0]
+            band = 1.96 / math.sqrt(12 * n)
+            prior = ens.log_prior.iloc[0]
+            print(f"\n{task}, budget {budget} (N = {n:.0f} pairs: AUC band ±{band:.3f}; prior {prior:.2f})\n")
+            print("| method | AUC ensemble | AUC members | log post. ensemble | − NRE | − prior | members | balancing | kept epoch |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for m in [m for m in ORDER if m in ens.index] + sorted(set(ens.index) - set(ORDER)):
+                ref = "nre_today" if m.endswith("_today") else "nre"
+                gap = ens.log_posterior[m] - ens.log_posterior[ref] if ref in ens.index else float("nan")
+                auc_m, lp_m = mem.loc[(m, "coverage_auc")], mem.loc[(m, "log_posterior")]
+                print(f"| {m} | {ens.coverage_auc[m]:+.3f} | {auc_m['mean']:+.3f} ± {auc_m['std']:.3f} | "
+                      f"{ens.log_posterior[m]:.2f} | {gap:+.2f} | {ens.log_posterior[m] - prior:+.2f} | "
+                      f"{lp_m['mean']:.2f} ± {lp_m['std']:.2f} | {ens.balancing[m]:.3f} | "
+                      f"{mem.loc[(m, 'kept_epoch')]['mean']:.0f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
