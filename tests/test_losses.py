@@ -113,24 +113,3 @@ def test_unbiased_penalty_averages_to_the_squared_violation_of_the_population():
     first = torch.sigmoid(joint[:, :half]).mean(-1) + torch.sigmoid(marginal[:, :half]).mean(-1) - 1
     second = torch.sigmoid(joint[:, half:]).mean(-1) + torch.sigmoid(marginal[:, half:]).mean(-1) - 1
     assert torch.allclose(unbiased, first * second)
-
-
-def test_permuted_marginals_are_a_permutation_of_the_batch():
-    from bnre.config import TrainConfig
-    from bnre.methods import get_method
-    from bnre.sampling import marginal_permutations
-
-    method = get_method(TrainConfig(marginals="permute", batch_size=16))
-    perms = marginal_permutations(seed=7, epoch=3, budget=100, batch=16)
-    assert [len(p) for p in perms] == [16] * 6 + [4]
-    assert all(torch.equal(torch.sort(p).values, torch.arange(len(p))) for p in perms)
-    assert all(torch.equal(a, b) for a, b in zip(perms, marginal_permutations(7, 3, 100, 16)))  # deterministic
-    assert not torch.equal(perms[0], marginal_permutations(7, 4, 100, 16)[0])  # fresh each epoch
-    theta = torch.randn(3, 16, 2)  # three members' batches
-    permutation = torch.stack([perms[0], perms[1], perms[2]])
-    partners = method.marginal_theta(theta, permutation)
-    for k in range(3):
-        assert torch.equal(partners[k], theta[k][permutation[k]])
-        assert torch.equal(torch.sort(partners[k], dim=0).values, torch.sort(theta[k], dim=0).values)
-    with pytest.raises(ValueError, match="needs a permutation"):
-        method.marginal_theta(theta)
