@@ -125,7 +125,9 @@ class StackedAdamW:
         self.v = [v[keep.to(v.device)] for v in self.v]
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "step_count": self.step_count, "m": self.m, "v": self.v}
+        """The optimiser's state, on the CPU (``load_state_dict`` moves it back)."""
+        return {"lr": self.lr, "step_count": self.step_count, "m": [t.cpu() for t in self.m],
+                "v": [t.cpu() for t in self.v]}
 
     def load_state_dict(self, state: dict) -> None:
         device = self.params[0].device

@@ -208,12 +208,7 @@ class StackedEnsemble:
             "active": self.active,
             "params": {n: t.detach().cpu() for n, t in self.params.items()},
             "buffers": {n: t.cpu() for n, t in self.buffers.items()},
-            "optimizer": {
-                "lr": self.optimizer.lr,
-                "step_count": self.optimizer.step_count,
-                "m": [t.cpu() for t in self.optimizer.m],
-                "v": [t.cpu() for t in self.optimizer.v],
-            },
+            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "best_loss": self.best_loss,
             "best_epoch": self.best_epoch,
