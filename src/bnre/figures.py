@@ -121,7 +121,8 @@ def metric_vs_budget(
     handles += [plt.Line2D([], [], color=c, marker="x", linestyle="", label=f"{label(m)} ensemble") for m, c in palette.items()]
     if reference is not None:
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="prior"))
-    axes[0, -1].legend(handles=handles, fontsize=7)
+    # beside the panels: with the variants of an ablation it would cover the last one
+    fig.legend(handles=handles, fontsize=7, loc="outside right upper")
     return _save(fig, stem, formats)
 
 
