@@ -13,8 +13,9 @@ import sys
 
 import pandas as pd
 
-ORDER = ["nre", "bnre", "bnre_last", "bnre_unbiased", "bnre_mean", "bnre_roll", "bnre_early", "bnre_wd",
-         "bnre_sched", "bnre_norm", "bnre_valset", "nre_today", "bnre_today"]
+CHANGES = ["last", "roll", "early", "wd", "sched", "norm", "valset"]
+ORDER = (["nre"] + [f"nre_{c}" for c in CHANGES] + ["bnre", "bnre_unbiased", "bnre_mean"]
+         + [f"bnre_{c}" for c in CHANGES] + ["nre_today", "bnre_today"])
 
 
 def main(path: str) -> None:
@@ -29,13 +30,16 @@ def main(path: str) -> None:
             band = 1.96 / math.sqrt(12 * n)
             prior = ens.log_prior.iloc[0]
             print(f"\n{task}, budget {budget} (N = {n:.0f} pairs: AUC band ±{band:.3f}; prior {prior:.2f})\n")
-            print("| method | AUC ensemble | AUC members | log post. ensemble | − NRE | − prior | members | balancing | kept epoch |")
-            print("|---|---|---|---|---|---|---|---|---|")
+            print("| method | AUC ensemble | AUC members | each member | log post. ensemble | − NRE | − prior | members "
+                  "| balancing | kept epoch |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for m in [m for m in ORDER if m in ens.index] + sorted(set(ens.index) - set(ORDER)):
                 ref = "nre_today" if m.endswith("_today") else "nre"
                 gap = ens.log_posterior[m] - ens.log_posterior[ref] if ref in ens.index else float("nan")
                 auc_m, lp_m = mem.loc[(m, "coverage_auc")], mem.loc[(m, "log_posterior")]
-                print(f"| {m} | {ens.coverage_auc[m]:+.3f} | {auc_m['mean']:+.3f} ± {auc_m['std']:.3f} | "
+                each = b[(b.method == m) & (b.replicate != "ensemble") & (b.metric == "coverage_auc")]
+                each = ", ".join(f"{v:+.3f}" for v in each.sort_values("replicate").value)
+                print(f"| {m} | {ens.coverage_auc[m]:+.3f} | {auc_m['mean']:+.3f} ± {auc_m['std']:.3f} | {each} | "
                       f"{ens.log_posterior[m]:.2f} | {gap:+.2f} | {ens.log_posterior[m] - prior:+.2f} | "
                       f"{lp_m['mean']:.2f} ± {lp_m['std']:.2f} | {ens.balancing[m]:.3f} | "
                       f"{mem.loc[(m, 'kept_epoch')]['mean']:.0f} |")
