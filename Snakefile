@@ -20,6 +20,7 @@ rule all:
     input:
         path("summary"),
         path("coverage"),
+        path("calibration"),
         figure_files(),
         training_figure_files(),
         posterior_figure_files(),

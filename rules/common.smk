@@ -105,6 +105,7 @@ PATHS = {
     "result": "results/{task}/{method}/{budget}/{kind}.csv",
     "summary": "results/summary.csv",
     "coverage": "results/coverage.csv",
+    "calibration": "results/calibration.csv",
     "figure": "figures/{stem}.{ext}",
 }
 
@@ -208,24 +209,39 @@ def train_execution(key):
     )
 
 
+# The tasks whose likelihood is tractable (bnre.tasks: Task.tractable): their exact
+# posterior is evaluated on the same grid as the estimators (rule evaluate_exact). The
+# workflow does not import the package; a test keeps this equal to the package's.
+TRACTABLE_TASKS = ("gaussian", "slcp", "two_moons", "weinberg")
+
+
 def evaluation_tables(kind):
-    return expand(
+    """The `kind` table of every (task, method, budget), and of each tractable task's
+    exact posterior."""
+    tables = expand(
         path("result"),
         task=TASKS,
         method=METHODS,
         budget=BUDGETS,
         kind=kind,
     )
+    exact = [task for task in TASKS if task in TRACTABLE_TASKS]
+    return tables + expand(
+        path("result", method="exact", budget="all"), task=exact, kind=kind
+    )
 
 
 def figure_files(report_them=False):
     """The figures of the `figures` rule; with `report_them`, wrapped for the report."""
     stems = {f"coverage_{task}": "coverage_curves.rst" for task in TASKS}
+    stems.update({f"calibration_{task}": "calibration.rst" for task in TASKS})
     stems.update(
         coverage_auc="coverage_auc.rst",
         log_posterior="log_posterior.rst",
         balancing="balancing.rst",
     )
+    if any(task in TRACTABLE_TASKS for task in TASKS):
+        stems["kl_exact"] = "kl_exact.rst"
     return reported(stems, report_them)
 
 

@@ -6,6 +6,7 @@ rule evaluate:
         metrics=path("result", kind="metrics"),
         coverage=path("result", kind="coverage"),
         ranks=path("result", kind="ranks"),
+        calibration=path("result", kind="calibration"),
     log:
         "logs/evaluate/{task}/{method}/{budget}.log",
     benchmark:
@@ -28,5 +29,39 @@ rule evaluate:
         "python -m bnre --threads {threads} evaluate --task {wildcards.task}"
         " --model {input.model} --test {input.test}"
         " --bins {params.bins} --pairs {params.pairs} --metrics {output.metrics}"
-        " --coverage {output.coverage} --ranks {output.ranks} --max-cells {params.max_cells}"
+        " --coverage {output.coverage} --ranks {output.ranks}"
+        " --calibration {output.calibration} --max-cells {params.max_cells}"
         " --coverage-method {params.method} --mc-samples {params.mc_samples} > {log} 2>&1"
+
+
+rule evaluate_exact:
+    input:
+        test=path("split", split="test"),
+    output:
+        metrics=path("result", method="exact", budget="all", kind="metrics"),
+        coverage=path("result", method="exact", budget="all", kind="coverage"),
+        ranks=path("result", method="exact", budget="all", kind="ranks"),
+        calibration=path("result", method="exact", budget="all", kind="calibration"),
+    log:
+        "logs/evaluate/{task}/exact.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{task}/exact.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: job_threads("evaluate")
+    resources:
+        runtime=job_runtime("evaluate"),
+        mem_mb=job_mem_mb("evaluate"),
+        gpu=job_gpus("evaluate"),
+    params:
+        code=package_code("evaluate-exact"),
+        bins=config["evaluate"]["bins"],
+        pairs=config["evaluate"]["pairs"],
+        max_cells=config["evaluate"]["max_cells"],
+        budgets=" ".join(str(b) for b in BUDGETS),
+    shell:
+        "python -m bnre --threads {threads} evaluate-exact --task {wildcards.task}"
+        " --test {input.test} --bins {params.bins} --pairs {params.pairs}"
+        " --budgets {params.budgets} --metrics {output.metrics}"
+        " --coverage {output.coverage} --ranks {output.ranks}"
+        " --calibration {output.calibration} --max-cells {params.max_cells} > {log} 2>&1"

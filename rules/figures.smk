@@ -2,6 +2,7 @@ rule figures:
     input:
         summary=path("summary"),
         coverage=path("coverage"),
+        calibration=path("calibration"),
     output:
         figure_files(report_them=True),
     log:
@@ -20,7 +21,7 @@ rule figures:
         formats=" ".join(config["figures"]["formats"]),
     shell:
         "python -m bnre figures --summary {input.summary} --coverage {input.coverage}"
-        " --outdir figures --formats {params.formats} > {log} 2>&1"
+        " --calibration {input.calibration} --outdir figures --formats {params.formats} > {log} 2>&1"
 
 
 rule training_figures:

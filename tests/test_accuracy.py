@@ -95,7 +95,7 @@ def test_summary_equals_a_direct_evaluation_of_the_model_files(run):
     for method in config["methods"]:
         budget = config["budgets"][0]
         task, members, meta = load_ensemble(workdir / "models" / "gaussian" / method / f"{budget}.pt")
-        metrics, _, _ = evaluate(task, members, test.theta[:pairs], test.x[:pairs], bins=config["evaluate"]["bins"])
+        metrics, _, _, _ = evaluate(task, members, test.theta[:pairs], test.x[:pairs], bins=config["evaluate"]["bins"])
         metrics = with_kept_epochs(metrics, meta["kept_epochs"])
         mine = summary[(summary.method == method) & (summary.budget == budget)]
         merged = mine.merge(metrics, on=["replicate", "metric"], suffixes=("_table", "_direct"))

@@ -24,7 +24,7 @@ from test_evaluate import ExactRatio  # the exact log-ratio of the Gaussian task
 def test_exact_gaussian_posterior_has_nominal_coverage():
     task = Gaussian()
     theta, x = simulate_range(task, "test", 8, 0, 2000)
-    _, curves, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
+    _, curves, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
     curve = curves[(curves.replicate == "0") & curves.level.isin(PAPER_LEVELS)]
     lower, upper = clopper_pearson(np.round(curve.coverage.values * 2000), 2000, confidence=0.99)
     assert np.all((lower <= curve.level.values) & (curve.level.values <= upper))

@@ -56,7 +56,7 @@ def test_evaluated_ensemble_posterior_is_the_mixture_of_the_members_posteriors()
     theta = np.array([[0.3, -0.2], [-0.7, 0.9]], dtype=np.float32)
     x = np.zeros((2, 2), dtype=np.float32)
     bins = 200
-    _, _, pairs = evaluate(task, members, theta, x, bins=bins)
+    _, _, pairs, _ = evaluate(task, members, theta, x, bins=bins)
     ensemble = pairs[pairs.replicate == "ensemble"].log_posterior.to_numpy()
     # by quadrature on a fine grid: p_ens ∝ (r_1 + r_2) / 2 over the uniform prior on [-1, 1]^2
     centres = (np.arange(bins) + 0.5) / bins * 2 - 1

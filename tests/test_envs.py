@@ -38,7 +38,7 @@ IMPORT_TO_CONDA = {
 CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn"}
 # import name -> PyPI distribution
 IMPORT_TO_PYPI = {"yaml": "pyyaml", "sklearn": "scikit-learn", "PIL": "pillow"}
-GPU_RULES = {"train", "evaluate"}
+GPU_RULES = {"train", "evaluate", "evaluate_exact"}
 
 
 def parse_env(path: Path) -> dict[str, MatchSpec]:
@@ -203,11 +203,16 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
                   "--model", tmp / "model.pt", "--history", tmp / "history.csv"],
         "evaluate": ["evaluate", "--model", sorted(workdir.glob("models/gaussian/*/*.pt"))[0], "--test", data / "test.h5",
                      "--bins", 10, "--pairs", 20, "--metrics", tmp / "metrics.csv", "--coverage", tmp / "coverage.csv",
-                     "--ranks", tmp / "ranks.csv"],
+                     "--ranks", tmp / "ranks.csv", "--calibration", tmp / "calibration.csv"],
+        "evaluate_exact": ["evaluate-exact", "--task", "gaussian", "--test", data / "test.h5", "--bins", 10, "--pairs", 20,
+                           "--budgets", 64, 128, "--metrics", tmp / "metrics.csv", "--coverage", tmp / "coverage.csv",
+                           "--ranks", tmp / "ranks.csv", "--calibration", tmp / "calibration.csv"],
         "aggregate_summary": ["aggregate", "--output", tmp / "summary.csv", *sorted(results.glob("*/*/*/metrics.csv"))],
         "aggregate_coverage": ["aggregate", "--output", tmp / "coverage.csv", *sorted(results.glob("*/*/*/coverage.csv"))],
+        "aggregate_calibration": ["aggregate", "--output", tmp / "calibration.csv",
+                                  *sorted(results.glob("*/*/*/calibration.csv"))],
         "figures": ["figures", "--summary", results / "summary.csv", "--coverage", results / "coverage.csv",
-                    "--outdir", tmp / "figures", "--formats", "png"],
+                    "--calibration", results / "calibration.csv", "--outdir", tmp / "figures", "--formats", "png"],
         "training_figures": ["training-figures", "--outdir", tmp / "figures",
                              *sorted(workdir.glob("models/*/*/*.history.csv")), "--formats", "png"],
         "posterior_figure": ["posterior-figure", "--test", data / "test.h5", "--bins", 10, "--output",

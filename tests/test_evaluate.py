@@ -40,7 +40,7 @@ def metrics_of(table, replicate):
 def test_exact_ratio_is_calibrated_and_gives_true_log_posterior(test_pairs):
     task = Gaussian()
     theta, x = test_pairs
-    metrics, curves, ranks = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
+    metrics, curves, ranks, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
     m = metrics_of(metrics, "0")
     assert abs(m["coverage_auc"]) < 0.02
     true_log_posterior = task.log_posterior(torch.as_tensor(theta).double(), torch.as_tensor(x).double()).mean().item()
@@ -57,7 +57,7 @@ def test_exact_ratio_is_calibrated_and_gives_true_log_posterior(test_pairs):
 
 def test_overconfident_ratio_has_negative_auc(test_pairs):
     task = Gaussian()
-    metrics, _, _ = evaluate(task, [ExactRatio(task, scale=0.5)], *test_pairs, bins=60)
+    metrics, _, _, _ = evaluate(task, [ExactRatio(task, scale=0.5)], *test_pairs, bins=60)
     assert metrics_of(metrics, "0")["coverage_auc"] < -0.1
 
 
@@ -65,7 +65,7 @@ def test_ensemble_of_identical_members_equals_the_member(test_pairs):
     task = Gaussian()
     torch.manual_seed(0)
     estimator = build_estimator(task, [16, 16], "SELU").eval()
-    metrics, curves, ranks = evaluate(task, [estimator, estimator, estimator], *test_pairs, bins=30)
+    metrics, curves, ranks, _ = evaluate(task, [estimator, estimator, estimator], *test_pairs, bins=30)
     one, ensemble = metrics_of(metrics, "0"), metrics_of(metrics, "ensemble")
     for key in one:
         assert ensemble[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6)
@@ -75,7 +75,7 @@ def test_ensemble_of_identical_members_equals_the_member(test_pairs):
 def test_ensemble_of_two_posteriors_is_their_mixture(test_pairs):
     task = Gaussian()
     narrow, wide = ExactRatio(task, 0.5), ExactRatio(task, 2.0)
-    metrics, _, _ = evaluate(task, [narrow, wide], *test_pairs, bins=40)
+    metrics, _, _, _ = evaluate(task, [narrow, wide], *test_pairs, bins=40)
     aucs = {r: metrics_of(metrics, r)["coverage_auc"] for r in ("0", "1", "ensemble")}
     assert aucs["0"] < aucs["ensemble"] < aucs["1"]
 
@@ -87,7 +87,7 @@ def test_hdr_size_matches_gaussian_disc_area():
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.3, 0.3, size=(200, 2)).astype(np.float32)
     theta = (x + 0.1 * rng.standard_normal(x.shape)).astype(np.float32)
-    _, curves, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=200)
+    _, curves, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=200)
     c = curves[curves.replicate == "0"].set_index("level")
     for level in (0.3, 0.5, 0.8, 0.9):
         area = -2 * math.pi * 0.1**2 * math.log(1 - level)
@@ -97,7 +97,7 @@ def test_hdr_size_matches_gaussian_disc_area():
 
 def test_posterior_mean_is_unbiased_for_exact_posterior(test_pairs):
     task = Gaussian()
-    metrics, _, _ = evaluate(task, [ExactRatio(task)], *test_pairs, bins=60)
+    metrics, _, _, _ = evaluate(task, [ExactRatio(task)], *test_pairs, bins=60)
     m = metrics_of(metrics, "0")
     for label in task.labels:
         # the posterior mean is unbiased over the joint; its error variance is the
@@ -113,7 +113,7 @@ def test_coverage_ranks_equal_those_of_the_full_evaluation(test_pairs):
     members = [build_estimator(task, [16], "SELU").eval() for _ in range(2)]
     theta, x = test_pairs[0][:100], test_pairs[1][:100]
     fast = coverage_ranks(task, members, theta, x, bins=25)
-    _, _, table = evaluate(task, members, theta, x, bins=25)
+    _, _, table, _ = evaluate(task, members, theta, x, bins=25)
     for i, name in enumerate(["0", "1", "ensemble"]):
         assert np.allclose(fast[i].numpy(), table[table.replicate == name]["rank"].values, atol=1e-6)
 
@@ -121,8 +121,8 @@ def test_coverage_ranks_equal_those_of_the_full_evaluation(test_pairs):
 def test_monte_carlo_coverage_agrees_with_grid(test_pairs):
     task = Gaussian()
     theta, x = test_pairs[0][:300], test_pairs[1][:300]
-    grid_metrics, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
-    mc_metrics, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60, coverage="mc", mc_samples=800)
+    grid_metrics, _, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60)
+    mc_metrics, _, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=60, coverage="mc", mc_samples=800)
     assert metrics_of(mc_metrics, "0")["coverage_auc"] == pytest.approx(metrics_of(grid_metrics, "0")["coverage_auc"], abs=0.02)
 
 
@@ -175,7 +175,7 @@ def shifted_evaluation():
 
 
 def test_posterior_mean_bias_is_the_known_shift_per_parameter(shifted_evaluation):
-    task, theta, x, (metrics, _, _) = shifted_evaluation
+    task, theta, x, (metrics, _, _, _) = shifted_evaluation
     m = metrics_of(metrics, "0")
     assert task.labels == ("theta_1", "theta_2")
     assert abs((x - theta).mean(axis=0)).max() < 1e-8  # the antithetic pairs cancel
@@ -186,7 +186,7 @@ def test_posterior_mean_bias_is_the_known_shift_per_parameter(shifted_evaluation
 
 
 def test_posterior_mean_error_variance_and_posterior_std_are_exact(shifted_evaluation):
-    task, theta, x, (metrics, _, _) = shifted_evaluation
+    task, theta, x, (metrics, _, _, _) = shifted_evaluation
     m = metrics_of(metrics, "0")
     for d, label in enumerate(task.labels):
         # mu - theta = x + SHIFT - theta exactly; its (N - 1)-normalised sample variance
@@ -197,7 +197,7 @@ def test_posterior_mean_error_variance_and_posterior_std_are_exact(shifted_evalu
 
 
 def test_log_posterior_of_a_shifted_estimate_is_its_analytic_density(shifted_evaluation):
-    task, theta, x, (metrics, _, _) = shifted_evaluation
+    task, theta, x, (metrics, _, _, _) = shifted_evaluation
     m = metrics_of(metrics, "0")
     z = (theta - x - SHIFT) / SCALE
     expected = (-0.5 * z**2 - np.log(SCALE) - 0.5 * math.log(2 * math.pi)).sum(axis=1).mean()
@@ -217,7 +217,7 @@ def test_hdr_size_counts_exactly_the_cells_of_the_gaussian_ellipse(shifted_evalu
     # deterministic (at most levels every observation has ceil(A / h^2) cells): over 5
     # seeds the mean excess over A / h^2 stayed within [0.091, 0.981] at all 99 levels, and
     # a miscount by one cell moves it to [1.09, 1.98] or [-0.91, -0.02].
-    task, _, _, (metrics, curves, _) = shifted_evaluation
+    task, _, _, (metrics, curves, _, _) = shifted_evaluation
     cells = SHIFT_BINS**2
     cell_area = 4 / cells
     c = curves[curves.replicate == "0"].set_index("level")
@@ -252,7 +252,7 @@ def test_exact_posterior_in_one_and_three_dimensions(dim, bins, n, tolerance):
 
     task = Gaussian(dim=dim)
     theta, x = simulate_range(task, "test", 7, 0, n)
-    metrics, curves, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=bins)
+    metrics, curves, _, _ = evaluate(task, [ExactRatio(task)], theta, x, bins=bins)
     m = metrics_of(metrics, "0")
     theta, x = theta.astype(np.float64), x.astype(np.float64)
     # calibrated: ranks uniform on (0, 1), so the AUC 1/2 - mean(rank) has sd 1 / sqrt(12 n)
@@ -281,3 +281,69 @@ def test_exact_posterior_in_one_and_three_dimensions(dim, bins, n, tolerance):
         assert m[f"posterior_mean_bias_{label}"] == pytest.approx(error.mean(), abs=tolerance["mean"])
         assert m[f"posterior_mean_variance_{label}"] == pytest.approx(error.var(ddof=1), rel=tolerance["std"])
         assert m[f"posterior_std_{label}"] == pytest.approx(std[:, d].mean(), rel=tolerance["std"])
+
+
+# --- the exact posterior and calibration beyond HPD coverage -------------------------
+
+
+def test_exact_posterior_from_the_likelihood_equals_the_analytic_posterior(test_pairs):
+    """evaluate_exact builds the posterior from prior × Task.log_likelihood; ExactRatio
+    from the analytic truncated normal: two routes to the same grid posterior."""
+    from bnre.evaluate import evaluate_exact
+
+    task = Gaussian()
+    theta, x = test_pairs[0][:300], test_pairs[1][:300]
+    analytic = evaluate(task, [ExactRatio(task)], theta, x, bins=40)
+    exact = evaluate_exact(task, theta, x, bins=40)
+    a, e = analytic.pairs[analytic.pairs.replicate == "ensemble"], exact.pairs
+    assert np.allclose(a["rank"], e["rank"], atol=1e-5)
+    assert np.allclose(a.log_posterior, e.log_posterior, atol=1e-4)
+    assert np.allclose(a.sbc_theta_1, e.sbc_theta_1, atol=1e-5)
+    # the estimators' comparison with the exact posterior: nothing to lose for the exact ratio
+    m = metrics_of(analytic.metrics, "ensemble")
+    assert m["kl_exact"] < 1e-6 and m["tv_exact"] < 1e-3
+    assert set(exact.metrics.replicate) == {"ensemble"}
+
+
+def test_divergence_from_the_exact_posterior_grows_with_the_tempering(test_pairs):
+    task = Gaussian()
+    theta, x = test_pairs[0][:200], test_pairs[1][:200]
+    scales = (1.0, 0.8, 0.6, 1.25, 1.6)
+    metrics = evaluate(task, [ExactRatio(task, s) for s in scales], theta, x, bins=40).metrics
+    kl = [metrics_of(metrics, str(i))["kl_exact"] for i in range(len(scales))]
+    tv = [metrics_of(metrics, str(i))["tv_exact"] for i in range(len(scales))]
+    assert kl[0] < 1e-6
+    assert 0 < kl[1] < kl[2] and 0 < kl[3] < kl[4]
+    assert 0 < tv[1] < tv[2] < 1 and 0 < tv[3] < tv[4] < 1
+
+
+def test_calibration_diagnostics_are_nominal_for_the_exact_posterior_and_not_when_tempered(test_pairs):
+    task = Gaussian()
+    evaluation = evaluate(task, [ExactRatio(task), ExactRatio(task, 0.5), ExactRatio(task, 2.0)], *test_pairs, bins=60)
+    exact, narrow, wide = (metrics_of(evaluation.metrics, r) for r in ("0", "1", "2"))
+    for label in task.labels:
+        assert exact[f"sbc_ks_pvalue_{label}"] > 1e-3
+        assert narrow[f"sbc_ks_pvalue_{label}"] < 1e-6 and wide[f"sbc_ks_pvalue_{label}"] < 1e-6
+        # the 1-D HPD regions: a whole cell is in or out, so the exact one sits a little above 0
+        assert 0 <= exact[f"marginal_coverage_auc_{label}"] < 0.05
+        assert narrow[f"marginal_coverage_auc_{label}"] < -0.1 < 0.1 < wide[f"marginal_coverage_auc_{label}"]
+    assert exact["tarp_ks_pvalue"] > 1e-3
+    assert narrow["tarp_ks_pvalue"] < 1e-6 and wide["tarp_ks_pvalue"] < 1e-6
+    table = evaluation.calibration
+    assert set(table.diagnostic) == {"sbc", "marginal_hpd", "tarp"}
+    assert set(table[table.diagnostic == "tarp"].parameter) == {"joint"}
+    assert set(table[table.diagnostic == "sbc"].parameter) == set(task.labels)
+    sbc = table[(table.replicate == "1") & (table.diagnostic == "sbc") & (table.parameter == "theta_1")]
+    low, high = sbc[sbc.level == 0.1].value.item(), sbc[sbc.level == 0.9].value.item()
+    assert low > 0.15 and high < 0.85  # too narrow: SBC ranks pile up at 0 and 1
+    assert (table.lower <= table.value + 1e-12).all() and (table.value <= table.upper + 1e-12).all()
+
+
+def test_an_intractable_task_has_no_exact_posterior():
+    from bnre.evaluate import evaluate_exact
+    from bnre.tasks import get_task
+
+    task = get_task("mg1")
+    assert not task.tractable
+    with pytest.raises(ValueError, match="mg1: the likelihood is not tractable"):
+        evaluate_exact(task, np.zeros((2, 3)), np.zeros((2, 5)), bins=4)

@@ -318,3 +318,10 @@ def test_changing_a_variant_reruns_only_that_variant(variants_workflow, tmp_path
         ("train", "bnre_sum"), ("evaluate", "bnre_sum")}
     assert counts(jobs) == {"train": 1, "evaluate": 1, **DOWNSTREAM, **{**MODEL_FIGURES, "posterior_figure": 1}}
     assert planned(workdir, config) == []  # and the unchanged config has nothing to do
+
+
+def test_workflow_and_package_agree_on_the_tractable_tasks():
+    from bnre.tasks import TASKS, get_task
+
+    line = re.search(r"^TRACTABLE_TASKS = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
+    assert line and set(eval(line.group(1))) == {name for name in TASKS if get_task(name).tractable}

@@ -15,6 +15,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 LAL = importlib.util.find_spec("lalsimulation") is not None
+#: the tasks with an exact posterior (rule evaluate_exact)
+TRACTABLE = {"gaussian", "slcp", "two_moons", "weinberg"}
 
 pytestmark = pytest.mark.workflow
 
@@ -40,18 +42,22 @@ def expected_jobs(config: dict) -> dict[str, int]:
     sim = config["simulation"]
     blocks = sum(math.ceil(sim[s] / sim["block_size"]) for s in ("train", "val", "test"))
     models = len(config["tasks"]) * len(config.get("methods", ["nre", "bnre"])) * len(config["budgets"])
-    return {
+    tractable = [task for task in config["tasks"] if task in TRACTABLE]
+    jobs = {
         "simulate_block": len(config["tasks"]) * blocks,
         "merge_blocks": len(config["tasks"]) * 3,
         "train": models,
         "evaluate": models,
+        "evaluate_exact": len(tractable),
         "aggregate_summary": 1,
         "aggregate_coverage": 1,
+        "aggregate_calibration": 1,
         "figures": 1,
         "training_figures": 1,
         "posterior_figure": len(config["tasks"]),
         "all": 1,
     }
+    return {rule: count for rule, count in jobs.items() if count}
 
 
 def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
@@ -132,17 +138,27 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     summary = pd.read_csv(workdir / "results" / "summary.csv", dtype={"replicate": str})
     assert list(summary.columns) == ["task", "method", "budget", "replicate", "metric", "value"]
     assert set(summary.task) == set(config["tasks"])
-    assert set(summary.method) == {"nre", "bnre"}
+    # both tiny tasks are tractable: their exact posterior is a reference "method"
+    assert set(summary.method) == {"nre", "bnre", "exact"}
     assert set(summary.budget) == set(config["budgets"])
     assert set(summary.replicate) == {str(k) for k in range(config["replicates"])} | {"ensemble"}
-    assert {"coverage_auc", "log_posterior", "balancing"} <= set(summary.metric)
+    assert set(summary[summary.method == "exact"].replicate) == {"ensemble"}
+    assert {"coverage_auc", "log_posterior", "balancing", "kl_exact", "tarp_auc"} <= set(summary.metric)
     auc = summary[summary.metric == "coverage_auc"].value
     assert auc.between(-0.5, 0.5).all()
+    estimators = summary[summary.method != "exact"]
+    assert (estimators[estimators.metric == "kl_exact"].value > 0).all()
+    exact = summary[(summary.method == "exact") & (summary.metric == "log_posterior")]
+    assert exact.groupby("task").value.nunique().eq(1).all()  # the same at every budget
     curves = pd.read_csv(workdir / "results" / "coverage.csv")
     assert curves.coverage.between(0, 1).all()
+    calibration = pd.read_csv(workdir / "results" / "calibration.csv", dtype={"replicate": str})
+    assert set(calibration.diagnostic) == {"sbc", "marginal_hpd", "tarp"}
+    assert calibration.value.between(0, 1).all()
     for task in config["tasks"]:
         assert (workdir / "figures" / f"coverage_{task}.png").stat().st_size > 10_000
-    for stem in ("coverage_auc", "log_posterior", "balancing"):
+        assert (workdir / "figures" / f"calibration_{task}.png").stat().st_size > 10_000
+    for stem in ("coverage_auc", "log_posterior", "balancing", "kl_exact"):
         assert (workdir / "figures" / f"{stem}.png").stat().st_size > 10_000
     for task in config["tasks"]:
         assert (workdir / "figures" / f"training_{task}.png").stat().st_size > 10_000
@@ -177,7 +193,8 @@ def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tm
     snakemake("--directory", workdir, "--configfile", TINY, "--report", report)
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 100_000
-    for name in ("coverage_slcp.png", "coverage_auc.png", "training_gaussian.png", "posterior_slcp.png", "summary.csv"):
+    for name in ("coverage_slcp.png", "coverage_auc.png", "training_gaussian.png", "posterior_slcp.png", "summary.csv",
+                 "calibration_slcp.png", "kl_exact.png", "calibration.csv"):
         assert name in html
     assert "credibility level" in html  # a caption
 

@@ -90,19 +90,34 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise SystemExit(143) from None
 
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .coverage import grid_bins
-    from .data import read_pairs
-    from .devices import pick_device
-    from .evaluate import evaluate, with_kept_epochs
+def _write_tables(tables, paths, keys: dict) -> None:
+    """Each table with the ``keys`` columns first, written atomically to its path."""
     from .io import atomic_path
-    from .train import load_ensemble
 
-    task, members, meta = load_ensemble(args.model, task=args.task)
+    for table, path in zip(tables, paths):
+        for i, (k, v) in enumerate(keys.items()):
+            table.insert(i, k, v)
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+
+
+def _test_pairs(args: argparse.Namespace, task):
+    from .data import read_pairs
+
     test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task.name))
     if args.pairs > len(test):
         raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
-    theta, x = test.theta[: args.pairs], test.x[: args.pairs]
+    return test.theta[: args.pairs], test.x[: args.pairs]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .coverage import grid_bins
+    from .devices import pick_device
+    from .evaluate import evaluate, with_kept_epochs
+    from .train import load_ensemble
+
+    task, members, meta = load_ensemble(args.model, task=args.task)
+    theta, x = _test_pairs(args, task)
     bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
     log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {bins} bins per dimension")
     device = pick_device(args.device)
@@ -111,14 +126,32 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ))
     keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
     tables[0] = with_kept_epochs(tables[0], meta.get("kept_epochs"))
-    for table, path in zip(tables, (args.metrics, args.coverage, args.ranks)):
-        for i, (k, v) in enumerate(keys.items()):
-            table.insert(i, k, v)
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
+    _write_tables(tables, (args.metrics, args.coverage, args.ranks, args.calibration), keys)
     metrics = tables[0]
     auc = metrics[(metrics.metric == "coverage_auc") & (metrics.replicate == "ensemble")].value.iloc[0]
     log(f"ensemble coverage AUC {auc:+.3f}")
+
+
+def cmd_evaluate_exact(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .coverage import grid_bins
+    from .devices import pick_device
+    from .evaluate import evaluate_exact
+    from .tasks import get_task
+
+    task = get_task(args.task)
+    theta, x = _test_pairs(args, task)
+    bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
+    log(f"evaluating the exact posterior of {task.name} on {args.pairs} pairs, {bins} bins per dimension")
+    tables = evaluate_exact(task, theta, x, bins, device=str(pick_device(args.device)))
+    # the same rows at every budget: in the figures and tables it is the reference line
+    tables = [pd.concat([t.assign(budget=b) for b in args.budgets], ignore_index=True) for t in tables]
+    for t in tables:
+        t.insert(0, "budget", t.pop("budget"))
+    _write_tables(tables, (args.metrics, args.coverage, args.ranks, args.calibration), dict(task=task.name, method="exact"))
+    auc = tables[0][tables[0].metric == "coverage_auc"].value.iloc[0]
+    log(f"exact posterior coverage AUC on the grid {auc:+.3f}")
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -135,10 +168,14 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
     summary = pd.read_csv(args.summary, dtype={"replicate": str})
     curves = pd.read_csv(args.coverage, dtype={"replicate": str})
+    calibration = pd.read_csv(args.calibration, dtype={"replicate": str})
     out = Path(args.outdir)
     formats = tuple(args.formats)
     for task in sorted(curves.task.unique()):
         figures.coverage_curves(curves, task, out / f"coverage_{task}", formats)
+        figures.calibration_curves(calibration, task, out / f"calibration_{task}", formats)
+    if (summary.metric == "kl_exact").any():
+        figures.metric_vs_budget(summary, "kl_exact", "KL(exact ‖ estimate), nats", out / "kl_exact", formats)
     figures.metric_vs_budget(summary, "coverage_auc", "coverage AUC", out / "coverage_auc", formats)
     figures.metric_vs_budget(summary, "log_posterior", "expected log posterior", out / "log_posterior", formats, reference="log_prior")
     figures.metric_vs_budget(summary, "balancing", "balancing value", out / "balancing", formats)
@@ -214,6 +251,12 @@ def cmd_tables(args: argparse.Namespace) -> None:
     print(summary_markdown(pd.read_csv(args.summary, dtype={"replicate": str})))
 
 
+MAX_CELLS_HELP = (
+    "cap on the grid's cells: bins per dimension are reduced until bins**D fits"
+    " (default 2^15: 90 bins in 1-D and 2-D, 32 in 3-D)"
+)
+
+
 def parser() -> argparse.ArgumentParser:
     TASKS = LazyChoices(".tasks", "TASKS", sort=True)
     SPLITS = LazyChoices(".simulate", "SPLITS")
@@ -261,14 +304,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", required=True)
     s.add_argument("--coverage", required=True)
     s.add_argument("--ranks", required=True)
+    s.add_argument("--calibration", required=True, help="SBC, marginal HPD and TARP curves (tidy CSV)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     s.add_argument("--coverage-method", choices=["grid", "mc"], default="grid", help="ranks from the grid or from MCMC samples")
     s.add_argument("--mc-samples", type=int, default=1000, help="MCMC samples per observation with --coverage mc")
-    s.add_argument(
-        "--max-cells", type=int, default=2**15,
-        help="cap on the grid's cells: bins per dimension are reduced until bins**D fits (default 2^15: 90 bins in 1-D and 2-D, 32 in 3-D)",
-    )
+    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
     s.set_defaults(run=cmd_evaluate)
+
+    s = sub.add_parser("evaluate-exact", help="the same diagnostics for the exact posterior of a tractable task")
+    s.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=one_of)
+    s.add_argument("--test", required=True)
+    s.add_argument("--bins", type=int, required=True)
+    s.add_argument("--pairs", type=int, required=True)
+    s.add_argument("--budgets", type=int, nargs="+", required=True, help="budgets whose rows the exact posterior's repeat")
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--coverage", required=True)
+    s.add_argument("--ranks", required=True)
+    s.add_argument("--calibration", required=True)
+    s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
+    s.set_defaults(run=cmd_evaluate_exact)
 
     s = sub.add_parser("aggregate", help="concatenate tidy tables")
     s.add_argument("--output", required=True)
@@ -278,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("figures", help="draw the result figures")
     s.add_argument("--summary", required=True)
     s.add_argument("--coverage", required=True)
+    s.add_argument("--calibration", required=True)
     s.add_argument("--outdir", required=True)
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.set_defaults(run=cmd_figures)

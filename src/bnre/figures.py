@@ -1,6 +1,7 @@
 """Figures of the tidy result tables (seaborn).
 
-Colours are fixed per method across every figure: NRE orange, BNRE green; the methods'
+Colours are fixed per method across every figure: NRE orange, BNRE green, the exact
+posterior of a tractable task black (dashed where it is a reference line); the methods'
 variants (``variants:`` in the config) get the next colours of a qualitative palette, in
 the order of their names, and their names as labels.
 """
@@ -21,7 +22,7 @@ import seaborn as sns  # noqa: E402
 from .io import atomic_path  # noqa: E402
 from .labels import label, ordered_methods  # noqa: E402
 
-PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77"}
+PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77", "exact": "black"}
 #: colours of the variants, after NRE's and BNRE's
 VARIANT_COLOURS = ("#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2df8a",
                    "#fb9a99", "#cab2d6", "#6a3d9a", "#b15928")
@@ -70,7 +71,9 @@ def coverage_curves(curves: pd.DataFrame, task: str, stem: str | os.PathLike, fo
             sub = data[(data.budget == budget) & (data.method == method)]
             for replicate, line in sub.groupby("replicate"):
                 if replicate == "ensemble":
-                    ax.plot(line.level, line.coverage, color=colour, linewidth=2, label=f"{label(method)} ensemble")
+                    name = label(method) if method == "exact" else f"{label(method)} ensemble"
+                    ax.plot(line.level, line.coverage, color=colour, linewidth=2, label=name,
+                            linestyle="--" if method == "exact" else "-")
                     ax.fill_between(line.level, line.lower, line.upper, color=colour, alpha=0.2, linewidth=0)
                 else:
                     ax.plot(line.level, line.coverage, color=colour, linewidth=0.8, alpha=0.6)
@@ -105,8 +108,11 @@ def metric_vs_budget(
         )
         ens = sub[sub.replicate == "ensemble"]
         for method, color in palette.items():
-            e = ens[ens.method == method]
-            ax.scatter(e.budget, e.value, marker="x", color=color, zorder=3)
+            e = ens[ens.method == method].sort_values("budget")
+            if method == "exact":  # the same at every budget: a reference line
+                ax.plot(e.budget, e.value, color=color, linestyle="--", linewidth=1.2, zorder=3)
+            else:
+                ax.scatter(e.budget, e.value, marker="x", color=color, zorder=3)
         if reference is not None:
             ref = summary[(summary.metric == reference) & (summary.task == task)].value
             if len(ref):
@@ -117,11 +123,62 @@ def metric_vs_budget(
         ax.set_title(task)
         ax.set_xlabel("simulation budget")
         ax.set_ylabel(ylabel)
-    handles = [plt.Line2D([], [], color=c, marker="o", label=f"{label(m)} (mean ± sd)") for m, c in palette.items()]
-    handles += [plt.Line2D([], [], color=c, marker="x", linestyle="", label=f"{label(m)} ensemble") for m, c in palette.items()]
+    estimators = {m: c for m, c in palette.items() if m != "exact"}
+    handles = [plt.Line2D([], [], color=c, marker="o", label=f"{label(m)} (mean ± sd)") for m, c in estimators.items()]
+    handles += [plt.Line2D([], [], color=c, marker="x", linestyle="", label=f"{label(m)} ensemble") for m, c in estimators.items()]
+    if "exact" in palette:
+        handles.append(plt.Line2D([], [], color="black", linestyle="--", label=label("exact")))
     if reference is not None:
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="prior"))
     # beside the panels: with the variants of an ablation it would cover the last one
+    fig.legend(handles=handles, fontsize=7, loc="outside right upper")
+    return _save(fig, stem, formats)
+
+
+#: Panel titles of the calibration diagnostics (bnre.evaluate.Evaluation.calibration).
+DIAGNOSTICS = {"sbc": "SBC ranks", "marginal_hpd": "marginal HPD coverage", "tarp": "TARP coverage"}
+
+
+def calibration_curves(calibration: pd.DataFrame, task: str, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
+    r"""Calibration beyond HPD coverage as ECDF differences: one row of panels per
+    diagnostic and parameter (SBC ranks and marginal HPD coverage per parameter, TARP
+    for the joint), one column per budget.
+
+    Each panel shows :math:`\hat F(\gamma) - \gamma` (0 is calibrated): the ECDF of the
+    SBC ranks, the marginal HPD coverage, the TARP coverage. Members thin, ensembles
+    thick with their pointwise 95% Clopper–Pearson band, the exact posterior dashed.
+    For SBC, a too narrow posterior draws an S above zero below γ = ½ and below zero
+    above it, a too wide one the mirror image, a biased one a ∩ or ∪; for HPD coverage,
+    below zero is overconfident.
+    """
+    data = calibration[calibration.task == task]
+    budgets = sorted(data.budget.unique())
+    panels = [(d, p) for d in DIAGNOSTICS for p in sorted(data[data.diagnostic == d].parameter.unique())]
+    palette = colours(methods_of(data))
+    fig, axes = plt.subplots(len(panels), len(budgets), figsize=(3.0 * len(budgets), 2.3 * len(panels)), squeeze=False,
+                             sharex=True, sharey="row", layout="constrained")
+    for row, (diagnostic, parameter) in enumerate(panels):
+        for column, budget in enumerate(budgets):
+            ax = axes[row, column]
+            ax.axhline(0, color="grey", linewidth=0.8)
+            sub = data[(data.diagnostic == diagnostic) & (data.parameter == parameter) & (data.budget == budget)]
+            for method, colour in palette.items():
+                for replicate, line in sub[sub.method == method].groupby("replicate"):
+                    if replicate != "ensemble":
+                        ax.plot(line.level, line.value - line.level, color=colour, linewidth=0.6, alpha=0.5)
+                        continue
+                    exact = method == "exact"
+                    ax.plot(line.level, line.value - line.level, color=colour, linewidth=1.2 if exact else 1.8,
+                            linestyle="--" if exact else "-")
+                    if not exact:
+                        ax.fill_between(line.level, line.lower - line.level, line.upper - line.level, color=colour,
+                                        alpha=0.15, linewidth=0)
+            what = DIAGNOSTICS[diagnostic] + ("" if parameter == "joint" else f", {parameter}")
+            ax.set_title(f"{what}\n{task}, budget {budget}", fontsize=8)
+        axes[row, 0].set_ylabel("ECDF − level")
+    for ax in axes[-1]:
+        ax.set_xlabel("level")
+    handles = [plt.Line2D([], [], color=c, linestyle="--" if m == "exact" else "-", label=label(m)) for m, c in palette.items()]
     fig.legend(handles=handles, fontsize=7, loc="outside right upper")
     return _save(fig, stem, formats)
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from bnre.coverage import grid
 from bnre.tasks import Gaussian
@@ -39,3 +40,21 @@ def test_posterior_matches_bayes_rule_on_a_grid():
 def test_posterior_is_zero_outside_box():
     task = Gaussian()
     assert task.log_posterior(torch.tensor([1.5, 0.0]), torch.tensor([0.0, 0.0])).item() == -math.inf
+
+
+@pytest.mark.parametrize("theta", [[0.0, 0.0], [0.7, -0.95], [1.2, 0.3]])
+def test_likelihood_integrates_to_one_over_x(theta):
+    # midpoint rule on theta +- 8 sigma, spacing sigma / 25
+    task = Gaussian()
+    cells, log_volume = grid(np.array(theta) - 8 * task.sigma, np.array(theta) + 8 * task.sigma, 400)
+    log_p = task.log_likelihood(torch.tensor(theta, dtype=torch.float64), cells.double())
+    assert torch.logsumexp(log_p, 0).item() + log_volume == pytest.approx(0.0, abs=1e-6)
+
+
+def test_likelihood_is_the_normal_density():
+    task = Gaussian(dim=3, sigma=0.3)
+    rng = np.random.default_rng(0)
+    theta = task.prior.sample(50, rng)
+    x = task.simulate(theta, rng)
+    expected = [stats.multivariate_normal(t, task.sigma**2 * np.eye(3)).logpdf(v) for t, v in zip(theta, x)]
+    assert np.allclose(task.log_likelihood(torch.as_tensor(theta), torch.as_tensor(x)).numpy(), expected, rtol=1e-12)

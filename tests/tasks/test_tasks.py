@@ -78,3 +78,45 @@ def test_default_network_gives_one_log_ratio_per_pair(task):
 def test_unknown_task_is_named():
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         get_task("nope")
+
+
+#: the tasks whose likelihood is exact (the others raise NotImplementedError)
+TRACTABLE = ("gaussian", "slcp", "two_moons", "weinberg")
+
+
+def test_tractable_says_whether_log_likelihood_exists(task):
+    assert task.tractable == (task.name in TRACTABLE)
+    if not task.tractable:
+        theta = torch.zeros(1, task.theta_dim)
+        with pytest.raises(NotImplementedError, match=f"{task.name}: the likelihood is not tractable"):
+            task.log_likelihood(theta, torch.zeros(1, *task.x_shape))
+
+
+# meta tensors hold no data but fail on any constant left on the CPU, as CUDA would
+DEVICES = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", TRACTABLE)
+def test_log_likelihood_broadcasts_like_the_grid_and_keeps_dtype_and_device(name, device):
+    task = get_task(name)
+    theta = task.prior.sample(7, np.random.default_rng(0))
+    x = task.simulate(task.prior.sample(3, np.random.default_rng(1)), np.random.default_rng(2))
+    theta64 = torch.as_tensor(theta, device=device)[None]  # (1, G, D), as in the grid pass
+    x64 = torch.as_tensor(x, device=device)[:, None]  # (n, 1, *x_shape)
+    out = task.log_likelihood(theta64, x64)
+    assert out.shape == (3, 7) and out.dtype == torch.float64 and out.device.type == device
+    out32 = task.log_likelihood(theta64.float(), x64.float())
+    assert out32.shape == (3, 7) and out32.dtype == torch.float32 and out32.device.type == device
+    if device == "meta":
+        return
+    out, out32 = out.cpu(), out32.cpu()
+    assert torch.isfinite(out).any()
+    # the broadcast rows are the pairs taken one by one
+    for i, g in [(0, 0), (2, 6), (1, 3)]:
+        single = task.log_likelihood(theta64[0, g].cpu(), x64[i, 0].cpu())
+        assert single.shape == ()
+        assert single.item() == pytest.approx(out[i, g].item(), rel=1e-12)
+    finite = torch.isfinite(out)
+    assert torch.equal(finite, torch.isfinite(out32))
+    assert torch.allclose(out32[finite].double(), out[finite], rtol=1e-4, atol=1e-3)

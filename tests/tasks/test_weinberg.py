@@ -1,9 +1,13 @@
 """Weinberg: the rejection sampler against the clipped angular density."""
 
+import math
+
 import numpy as np
 import pytest
-from scipy import integrate
+import torch
+from scipy import integrate, stats
 
+from bnre.coverage import grid, ranks
 from bnre.tasks import Weinberg
 
 
@@ -55,3 +59,97 @@ def test_failed_acceptance_names_theta(monkeypatch):
     monkeypatch.setattr(task, "max_rounds", 1)
     with pytest.raises(RuntimeError, match=r"weinberg: .*theta=\[1\.5\]"):
         task.simulate(np.full((100, 1), 1.5), np.random.default_rng(0))
+
+
+def event_log_density(task: Weinberg, theta: float, c: np.ndarray) -> np.ndarray:
+    """log f(c) of one event from the 20-event likelihood: all 20 events at c give f(c)^20."""
+    x = torch.as_tensor(np.asarray(c, dtype=np.float64))[..., None].expand(*np.shape(c), task.events)
+    return task.log_likelihood(torch.tensor([theta], dtype=torch.float64), x).numpy() / task.events
+
+
+def zero_of_density(task: Weinberg, theta: float) -> list[float]:
+    """The root of 1 + c^2 + A c in (-1, 1), if any (a kink of the clipped density)."""
+    a = task.asymmetry(np.array([[theta]]))[0]
+    return [(-a - math.sqrt(a**2 - 4)) / 2] if abs(a) > 2 else []
+
+
+# 2 / 1.609 = 1.243 is where the clipping starts
+THETAS = [0.25, 0.8, 1.2, 2 / 1.6094, 1.3, 1.8, 2.0]
+
+
+@pytest.mark.parametrize("theta", THETAS)
+def test_event_density_integrates_to_one(theta):
+    task = Weinberg()
+    f = lambda c: math.exp(event_log_density(task, theta, np.array(c)))  # noqa: E731
+    mass, _ = integrate.quad(f, -1, 1, points=zero_of_density(task, theta), epsabs=1e-13, limit=200)
+    assert mass == pytest.approx(1.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("theta", THETAS)
+def test_likelihood_is_the_product_of_the_normalised_clipped_densities(theta):
+    # against the simulator's own density max(0, 1 + c^2 + A c), normalised by quadrature
+    task = Weinberg()
+    a = task.asymmetry(np.array([[theta]]))[0]
+    mass, _ = integrate.quad(lambda c: task.density(c, a), -1, 1, points=zero_of_density(task, theta), limit=200)
+    x = task.simulate(np.full((50, 1), theta), np.random.default_rng(0))
+    expected = np.log(task.density(x, a) / mass).sum(-1)
+    value = task.log_likelihood(torch.tensor([theta], dtype=torch.float64), torch.as_tensor(x)).numpy()
+    assert np.allclose(value, expected, rtol=1e-12, atol=1e-10)
+    # an event outside [-1, 1], or where the clipped density vanishes, has probability 0
+    for c in [-1.0001, 1.0001] + [0.5 * (root + 1) for root in zero_of_density(task, theta)]:
+        bad = torch.as_tensor(x[:1].copy())
+        bad[0, 7] = c
+        assert task.log_likelihood(torch.tensor([theta], dtype=torch.float64), bad).item() == -math.inf
+
+
+@pytest.mark.parametrize("theta", [0.25, 1.0, 1.8])
+def test_event_density_fits_the_histogram_of_simulated_events(theta):
+    task = Weinberg()
+    x = task.simulate(np.full((2000, 1), theta), np.random.default_rng(3)).ravel()  # 40,000 events
+    edges = np.linspace(-1, 1, 41)
+    counts, _ = np.histogram(x, edges)
+    f = lambda c: math.exp(event_log_density(task, theta, np.array(c)))  # noqa: E731
+    kinks = zero_of_density(task, theta)
+    p = np.array(
+        [
+            integrate.quad(f, lo, hi, points=[r for r in kinks if lo < r < hi] or None)[0]
+            for lo, hi in zip(edges[:-1], edges[1:])
+        ]
+    )
+    empty = p < 1e-12  # beyond the zero of the density
+    assert np.all(counts[empty] == 0)
+    # pool neighbouring bins until each expects at least 20 events
+    observed, expected = [], []
+    for k, e in zip(counts[~empty], p[~empty] * x.size):
+        if not expected or expected[-1] >= 20:
+            observed.append(0)
+            expected.append(0.0)
+        observed[-1] += k
+        expected[-1] += e
+    if expected[-1] < 20:  # the remainder joins the previous group
+        observed[-2:] = [sum(observed[-2:])]
+        expected[-2:] = [sum(expected[-2:])]
+    observed, expected = np.array(observed), np.array(expected)
+    chi2 = np.sum((observed - expected) ** 2 / expected)
+    assert stats.chi2.sf(chi2, df=len(expected) - 1) > 1e-3
+
+
+def test_grid_posterior_of_the_likelihood_is_calibrated():
+    # ranks of theta* under prior x likelihood on a fine grid, over (theta*, x*) from
+    # prior x simulator, are uniform
+    task = Weinberg()
+    rng = np.random.default_rng(0)
+    theta = task.prior.sample(500, rng)
+    x = torch.as_tensor(task.simulate(theta, rng))[:, None]
+    theta = torch.as_tensor(theta)[:, None]
+    cells = grid(task.lower, task.upper, 1000)[0].double()[None]
+
+    def ks_pvalue(log_likelihood) -> float:
+        r = ranks(log_likelihood(cells, x), log_likelihood(theta, x)[:, 0])
+        return stats.kstest(r.numpy(), "uniform").pvalue
+
+    assert ks_pvalue(task.log_likelihood) > 1e-3
+    # the same test sees a wrong likelihood: theta off by 20 %, or the asymmetry's sign
+    # flipped (x mirrored)
+    assert ks_pvalue(lambda t, x: task.log_likelihood(1.2 * t, x)) < 1e-3
+    assert ks_pvalue(lambda t, x: task.log_likelihood(t, -x)) < 1e-3

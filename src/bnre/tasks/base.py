@@ -1,7 +1,9 @@
 r"""The task interface shared by every benchmark.
 
 A task is a prior :math:`p(\theta)`, a box :math:`[l, u]` supporting it, a simulator
-:math:`x \sim p(x \mid \theta)` and a default embedding network for :math:`x`.
+:math:`x \sim p(x \mid \theta)` and a default embedding network for :math:`x`. Tasks
+whose likelihood is tractable also give :math:`\log p(x \mid \theta)` exactly
+(:meth:`Task.log_likelihood`, :attr:`Task.tractable`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,16 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+
+
+def promote(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors in their promoted dtype, or the default float dtype if that is integral."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    return tuple(t.to(dtype) for t in tensors)
 
 
 class BoxUniform:
@@ -82,6 +94,21 @@ class Task(ABC):
 
         Returns an array of shape ``(N, *x_shape)``.
         """
+
+    def log_likelihood(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        r"""Exact :math:`\log p(x \mid \theta)`, where the task's likelihood is tractable.
+
+        ``theta`` (..., D) broadcasts against ``x`` (..., *x_shape) over the leading
+        dimensions, and the result has the broadcast leading shape. Vectorised torch on
+        the inputs' device, computed in their (promoted) dtype. For ``theta`` outside the
+        prior box the value is finite or :math:`-\infty` (callers add the log prior).
+        """
+        raise NotImplementedError(f"{self.name}: the likelihood is not tractable")
+
+    @property
+    def tractable(self) -> bool:
+        """Whether the task gives its exact likelihood (overrides :meth:`log_likelihood`)."""
+        return type(self).log_likelihood is not Task.log_likelihood
 
     def preprocess(self) -> nn.Module:
         """Fixed, parameter-free transform of ``x`` applied before standardisation."""

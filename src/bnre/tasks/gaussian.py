@@ -7,7 +7,10 @@ The posterior is the normal :math:`\mathcal{N}(x, \sigma^2 I)` truncated to the 
     - \log\left[\Phi\left(\tfrac{u - x_i}{\sigma}\right)
     - \Phi\left(\tfrac{l - x_i}{\sigma}\right)\right]
 
-for :math:`\theta` in the box, :math:`-\infty` outside.
+for :math:`\theta` in the box, :math:`-\infty` outside; the likelihood is
+
+.. math:: \log p(x \mid \theta) = -\frac{\lVert x - \theta \rVert^2}{2 \sigma^2}
+    - D \log \sigma - \frac D2 \log 2\pi .
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .base import BoxUniform, Task
+from .base import BoxUniform, Task, promote
 
 
 class Gaussian(Task):
@@ -34,6 +37,13 @@ class Gaussian(Task):
     def simulate(self, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         theta = np.asarray(theta, dtype=np.float64)
         return theta + self.sigma * rng.standard_normal(theta.shape)
+
+    def log_likelihood(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\log \mathcal{N}(x; \theta, \sigma^2 I)`; ``theta`` (..., D) broadcasts with ``x``."""
+        theta, x = promote(theta, x)
+        z = (x - theta) / self.sigma
+        dim = z.shape[-1]
+        return -0.5 * (z**2).sum(dim=-1) - dim * (math.log(self.sigma) + 0.5 * math.log(2 * math.pi))
 
     def log_posterior(self, theta: torch.Tensor, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         r"""Exact :math:`\log p(\theta \mid x)`; ``theta`` (..., D) broadcasts with ``x``.
