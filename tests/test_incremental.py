@@ -25,7 +25,10 @@ SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
 
 pytestmark = pytest.mark.workflow
 
-DOWNSTREAM = {"aggregate_summary": 1, "aggregate_coverage": 1, "figures": 1, "all": 1}
+DOWNSTREAM = {"aggregate_summary": 1, "aggregate_coverage": 1, "aggregate_calibration": 1, "figures": 1, "all": 1}
+# the tiny config's tasks with an exact posterior (rule evaluate_exact, one job per task)
+TRACTABLE = {"gaussian", "slcp", "two_moons", "weinberg"}
+EXACT = {"evaluate_exact": len(TRACTABLE & set(CONFIG["tasks"]))}
 # jobs that read the trained models: the training curves and one posterior figure per task
 MODEL_FIGURES = {"training_figures": 1, "posterior_figure": len(CONFIG["tasks"])}
 
@@ -69,10 +72,12 @@ def n_blocks(config):
     return sum(math.ceil(sim[split] / sim["block_size"]) for split in ("train", "val", "test"))
 
 
-def per_task(config, tasks=1, budgets=None):
-    """Jobs of every stage for `tasks` tasks (and `budgets` budgets) of the config."""
+def per_task(config, tasks=1, budgets=None, exact=0):
+    """Jobs of every stage for `tasks` tasks (and `budgets` budgets) of the config, `exact`
+    of them tractable."""
     models = tasks * len(config["methods"]) * (budgets or len(config["budgets"]))
-    return {"simulate_block": tasks * n_blocks(config), "merge_blocks": tasks * 3, "train": models, "evaluate": models}
+    jobs = {"simulate_block": tasks * n_blocks(config), "merge_blocks": tasks * 3, "train": models, "evaluate": models}
+    return {**jobs, "evaluate_exact": exact} if exact else jobs
 
 
 def test_completed_workflow_has_nothing_to_do_in_seconds(tiny_workflow):
@@ -132,8 +137,9 @@ def test_per_task_training_override_reruns_only_that_task(tiny_workflow, tmp_pat
 def test_evaluation_option_reruns_evaluation_and_downstream_only(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "bins", {"evaluate": {"bins": CONFIG["evaluate"]["bins"] + 1}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
-    # the posterior figure draws its grid with evaluate.bins too
-    assert counts(jobs) == {"evaluate": models, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])}
+    # the posterior figure draws its grid with evaluate.bins too, and the exact posterior
+    # is evaluated on the same grid
+    assert counts(jobs) == {"evaluate": models, **EXACT, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])}
 
 
 def test_figure_option_reruns_only_figures(tiny_workflow, tmp_path):
@@ -146,8 +152,9 @@ def test_adding_a_budget_adds_only_its_jobs(tiny_workflow, tmp_path):
     assert new not in CONFIG["budgets"] and new <= CONFIG["simulation"]["train"]
     jobs = planned(tiny_workflow, override(tmp_path, "budget", {"budgets": CONFIG["budgets"] + [new]}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"])
-    # the new budget is not the largest: the posterior figures (largest budget) stay
-    assert counts(jobs) == {"train": models, "evaluate": models, **DOWNSTREAM, "training_figures": 1}
+    # the new budget is not the largest: the posterior figures (largest budget) stay; the
+    # exact posterior's rows are repeated at every budget, so they are rewritten (cheap)
+    assert counts(jobs) == {"train": models, "evaluate": models, **EXACT, **DOWNSTREAM, "training_figures": 1}
     assert {w["budget"] for rule, w in jobs if rule in ("train", "evaluate")} == {str(new)}
 
 
@@ -156,13 +163,15 @@ def test_adding_a_task_adds_only_its_jobs(tiny_workflow, tmp_path):
     assert others, "the schema knows no task beyond the tiny config's"
     new = others[0]
     jobs = planned(tiny_workflow, override(tmp_path, "task", {"tasks": CONFIG["tasks"] + [new]}))
-    assert counts(jobs) == {**per_task(CONFIG), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1}
+    expected = {**per_task(CONFIG, exact=int(new in TRACTABLE)), **DOWNSTREAM, "training_figures": 1,
+                "posterior_figure": 1}
+    assert counts(jobs) == expected
     assert {w["task"] for _, w in jobs if "task" in w} == {new}
 
 
 ALL_MODELS = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
 # every job of every task: what a change to code that every stage runs re-runs
-EVERYTHING = {**per_task(CONFIG, len(CONFIG["tasks"])), **DOWNSTREAM, **MODEL_FIGURES}
+EVERYTHING = {**per_task(CONFIG, len(CONFIG["tasks"])), **EXACT, **DOWNSTREAM, **MODEL_FIGURES}
 
 
 def changed_copy(tmp_path, *modules):
@@ -182,10 +191,14 @@ def changed_copy(tmp_path, *modules):
     "module, changed, tasks",
     [
         # a simulator: that task's simulations and everything downstream of them
-        ("tasks/slcp.py", {**per_task(CONFIG), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1}, {"slcp"}),
+        ("tasks/slcp.py", {**per_task(CONFIG, exact=1), **DOWNSTREAM, "training_figures": 1, "posterior_figure": 1},
+         {"slcp"}),
         # evaluation code: every evaluation and downstream (and the posterior figure, which
         # evaluates the ensembles on its grid), no simulation or training
         ("evaluate.py", {"evaluate": ALL_MODELS, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
+         set(CONFIG["tasks"])),
+        # the diagnostics every grid posterior goes through: the exact posterior's too
+        ("diagnostics.py", {"evaluate": ALL_MODELS, **EXACT, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
          set(CONFIG["tasks"])),
         # figure code: the figures only
         ("figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}, set(CONFIG["tasks"])),
@@ -266,7 +279,7 @@ def test_list_changes_names_the_tables_whose_inputs_changed(tiny_workflow, tmp_p
     budget = override(tmp_path, "budget", {"budgets": CONFIG["budgets"] + [min(CONFIG["budgets"]) + 128]})
     output = snakemake("--list-changes", "input", "--directory", tiny_workflow, "--configfile", TINY, budget)
     listed = {line for line in output.splitlines() if not line.startswith("Building")}
-    assert listed == {"results/summary.csv", "results/coverage.csv", *(
+    assert listed == {"results/summary.csv", "results/coverage.csv", "results/calibration.csv", *(
         f"figures/{kind}_{task}.png" for task in CONFIG["tasks"] for kind in ("training", "penalty"))}
 
 

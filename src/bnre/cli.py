@@ -137,7 +137,7 @@ def cmd_evaluate_exact(args: argparse.Namespace) -> None:
 
     from .coverage import grid_bins
     from .devices import pick_device
-    from .evaluate import evaluate_exact
+    from .diagnostics import evaluate_exact
     from .tasks import get_task
 
     task = get_task(args.task)
@@ -204,10 +204,7 @@ class LazyChoices:
 
 
 def cmd_training_figures(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from . import figures
-
     from .aggregate import read_histories
 
     histories = read_histories(args.histories)
