@@ -168,12 +168,13 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
     summary = pd.read_csv(args.summary, dtype={"replicate": str})
     curves = pd.read_csv(args.coverage, dtype={"replicate": str})
-    calibration = pd.read_csv(args.calibration, dtype={"replicate": str})
+    calibration = pd.read_csv(args.calibration, dtype={"replicate": str}) if args.calibration else None
     out = Path(args.outdir)
     formats = tuple(args.formats)
     for task in sorted(curves.task.unique()):
         figures.coverage_curves(curves, task, out / f"coverage_{task}", formats)
-        figures.calibration_curves(calibration, task, out / f"calibration_{task}", formats)
+        if calibration is not None and task in set(calibration.task):
+            figures.calibration_curves(calibration, task, out / f"calibration_{task}", formats)
     if (summary.metric == "kl_exact").any():
         figures.metric_vs_budget(summary, "kl_exact", "KL(exact ‖ estimate), nats", out / "kl_exact", formats)
     figures.metric_vs_budget(summary, "coverage_auc", "coverage AUC", out / "coverage_auc", formats)
@@ -330,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("figures", help="draw the result figures")
     s.add_argument("--summary", required=True)
     s.add_argument("--coverage", required=True)
-    s.add_argument("--calibration", required=True)
+    s.add_argument("--calibration", help="results/calibration.csv: also draw the calibration figures")
     s.add_argument("--outdir", required=True)
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.set_defaults(run=cmd_figures)

@@ -29,11 +29,16 @@ def main(path: str) -> None:
             n = ens.test_pairs.iloc[0]
             band = 1.96 / math.sqrt(12 * n)
             prior = ens.log_prior.iloc[0]
+            exact = ens.log_posterior.get("exact", float("nan"))
             print(f"\n{task}, budget {budget} (N = {n:.0f} pairs: AUC band ±{band:.3f}; prior {prior:.2f})\n")
-            print("| method | AUC ensemble | AUC members | each member | log post. ensemble | − NRE | − prior | members "
-                  "| balancing | kept epoch |")
-            print("|---|---|---|---|---|---|---|---|---|---|")
-            for m in [m for m in ORDER if m in ens.index] + sorted(set(ens.index) - set(ORDER)):
+            print("| method | AUC ensemble | AUC members | each member | log post. ensemble | − NRE | − prior "
+                  "| − exact | members | balancing | kept epoch |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            if "exact" in ens.index:
+                print(f"| exact posterior (grid) | {ens.coverage_auc['exact']:+.3f} | | | {exact:.2f} | | "
+                      f"{exact - prior:+.2f} | | | | |")
+            estimators = [m for m in ens.index if m != "exact"]
+            for m in [m for m in ORDER if m in estimators] + sorted(set(estimators) - set(ORDER)):
                 ref = "nre_today" if m.endswith("_today") else "nre"
                 gap = ens.log_posterior[m] - ens.log_posterior[ref] if ref in ens.index else float("nan")
                 auc_m, lp_m = mem.loc[(m, "coverage_auc")], mem.loc[(m, "log_posterior")]
@@ -41,9 +46,8 @@ def main(path: str) -> None:
                 each = ", ".join(f"{v:+.3f}" for v in each.sort_values("replicate").value)
                 print(f"| {m} | {ens.coverage_auc[m]:+.3f} | {auc_m['mean']:+.3f} ± {auc_m['std']:.3f} | {each} | "
                       f"{ens.log_posterior[m]:.2f} | {gap:+.2f} | {ens.log_posterior[m] - prior:+.2f} | "
-                      f"{lp_m['mean']:.2f} ± {lp_m['std']:.2f} | {ens.balancing[m]:.3f} | "
-                      f"{mem.loc[(m, 'kept_epoch')]['mean']:.0f} |")
-
+                      f"{ens.log_posterior[m] - exact:+.2f} | {lp_m['mean']:.2f} ± {lp_m['std']:.2f} | "
+                      f"{ens.balancing[m]:.3f} | {mem.loc[(m, 'kept_epoch')]['mean']:.0f} |")
 
 if __name__ == "__main__":
     main(sys.argv[1])
