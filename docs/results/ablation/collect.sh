@@ -21,3 +21,4 @@ for history in "$study"/models/*/*/*.history.csv; do
   cp "$history" "$out/histories/${task}_${method}_${budget}.csv"
 done
 python docs/results/ablation/table.py "$out/summary.csv" > "$out/tables.md"
+python docs/results/ablation/recipes.py "$out/summary.csv" "$out"
