@@ -119,7 +119,8 @@ def test_tiny_workflow_through_the_slurm_profile(slurm_cluster, tiny_workflow, t
             while run.poll() is None and time.perf_counter() - start < 800:
                 if cancelled is None:
                     for job in slurm_cluster.jobs():
-                        if job.get("Comment", "").startswith("rule_evaluate_") and job["JobState"] == "RUNNING":
+                        if job.get("Comment", "").startswith("rule_") and rule_of(job) == "evaluate" \
+                                and job["JobState"] == "RUNNING":
                             subprocess.run(["scancel", job["JobId"]], env=slurm_cluster.env, check=True)
                             cancelled = job
                             break
