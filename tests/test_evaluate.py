@@ -286,25 +286,6 @@ def test_exact_posterior_in_one_and_three_dimensions(dim, bins, n, tolerance):
 # --- the exact posterior and calibration beyond HPD coverage -------------------------
 
 
-def test_exact_posterior_from_the_likelihood_equals_the_analytic_posterior(test_pairs):
-    """evaluate_exact builds the posterior from prior × Task.log_likelihood; ExactRatio
-    from the analytic truncated normal: two routes to the same grid posterior."""
-    from bnre.evaluate import evaluate_exact
-
-    task = Gaussian()
-    theta, x = test_pairs[0][:300], test_pairs[1][:300]
-    analytic = evaluate(task, [ExactRatio(task)], theta, x, bins=40)
-    exact = evaluate_exact(task, theta, x, bins=40)
-    a, e = analytic.pairs[analytic.pairs.replicate == "ensemble"], exact.pairs
-    assert np.allclose(a["rank"], e["rank"], atol=1e-5)
-    assert np.allclose(a.log_posterior, e.log_posterior, atol=1e-4)
-    assert np.allclose(a.sbc_theta_1, e.sbc_theta_1, atol=1e-5)
-    # the estimators' comparison with the exact posterior: nothing to lose for the exact ratio
-    m = metrics_of(analytic.metrics, "ensemble")
-    assert m["kl_exact"] < 1e-6 and m["tv_exact"] < 1e-3
-    assert set(exact.metrics.replicate) == {"ensemble"}
-
-
 def test_divergence_from_the_exact_posterior_grows_with_the_tempering(test_pairs):
     task = Gaussian()
     theta, x = test_pairs[0][:200], test_pairs[1][:200]
@@ -337,13 +318,3 @@ def test_calibration_diagnostics_are_nominal_for_the_exact_posterior_and_not_whe
     low, high = sbc[sbc.level == 0.1].value.item(), sbc[sbc.level == 0.9].value.item()
     assert low > 0.15 and high < 0.85  # too narrow: SBC ranks pile up at 0 and 1
     assert (table.lower <= table.value + 1e-12).all() and (table.value <= table.upper + 1e-12).all()
-
-
-def test_an_intractable_task_has_no_exact_posterior():
-    from bnre.evaluate import evaluate_exact
-    from bnre.tasks import get_task
-
-    task = get_task("mg1")
-    assert not task.tractable
-    with pytest.raises(ValueError, match="mg1: the likelihood is not tractable"):
-        evaluate_exact(task, np.zeros((2, 3)), np.zeros((2, 5)), bins=4)
