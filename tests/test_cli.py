@@ -32,9 +32,20 @@ def test_stages_by_hand(tmp_path):
     bnre(
         "evaluate", "--model", tmp_path / "m.pt", "--test", tmp_path / "test.h5", "--bins", 10, "--pairs", 50,
         "--metrics", tmp_path / "metrics.csv", "--coverage", tmp_path / "c.csv", "--ranks", tmp_path / "r.csv",
+        "--calibration", tmp_path / "cal.csv",
     )
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert set(metrics.method) == {"nre"} and set(metrics.budget) == {512}
+    calibration = pd.read_csv(tmp_path / "cal.csv")
+    assert set(calibration.diagnostic) == {"sbc", "marginal_hpd", "tarp"} and set(calibration.budget) == {512}
+    bnre(
+        "evaluate-exact", "--task", "gaussian", "--test", tmp_path / "test.h5", "--bins", 10, "--pairs", 50,
+        "--budgets", 256, 512, "--metrics", tmp_path / "em.csv", "--coverage", tmp_path / "ec.csv",
+        "--ranks", tmp_path / "er.csv", "--calibration", tmp_path / "ecal.csv",
+    )
+    exact = pd.read_csv(tmp_path / "em.csv")
+    assert set(exact.method) == {"exact"} and set(exact.budget) == {256, 512}
+    assert exact.groupby("metric").value.nunique().eq(1).all()  # the same rows at each budget
 
     # bad input: one clear message, exit status 2, no output written
     result = bnre(
@@ -45,7 +56,8 @@ def test_stages_by_hand(tmp_path):
     assert "holds task 'gaussian', expected 'slcp'" in result.stderr
     result = bnre(
         "evaluate", "--model", tmp_path / "m.pt", "--test", tmp_path / "test.h5", "--bins", 10, "--pairs", 51,
-        "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv", "--ranks", tmp_path / "z.csv", check=False,
+        "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv", "--ranks", tmp_path / "z.csv",
+        "--calibration", tmp_path / "w.csv", check=False,
     )
     assert result.returncode == 2 and "51 coverage pairs requested but" in result.stderr
     result = bnre(
@@ -54,7 +66,13 @@ def test_stages_by_hand(tmp_path):
         "--history", tmp_path / "x.csv", check=False,
     )
     assert result.returncode == 2 and "unknown training option(s) ['lamda']" in result.stderr
-    assert not any(tmp_path.glob("x.*"))
+    result = bnre(
+        "evaluate-exact", "--task", "mg1", "--test", tmp_path / "test.h5", "--bins", 10, "--pairs", 50,
+        "--budgets", 512, "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv",
+        "--ranks", tmp_path / "z.csv", "--calibration", tmp_path / "w.csv", check=False,
+    )
+    assert result.returncode == 2 and "mg1: the likelihood is not tractable" in result.stderr
+    assert not any(tmp_path.glob("x.*")) and not any(tmp_path.glob("[xyzw].csv"))
 
 
 def test_threads_are_handed_to_torch_and_blas():
@@ -90,8 +108,9 @@ def test_evaluation_refuses_pairs_that_are_not_the_test_split(tmp_path):
     )
     result = bnre(
         "evaluate", "--model", tmp_path / "m.pt", "--test", tmp_path / "val.h5", "--bins", 10, "--pairs", 50,
-        "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv", "--ranks", tmp_path / "z.csv", check=False,
+        "--metrics", tmp_path / "x.csv", "--coverage", tmp_path / "y.csv", "--ranks", tmp_path / "z.csv",
+        "--calibration", tmp_path / "w.csv", check=False,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "val.h5: holds the 'val' split, expected the 'test' split" in result.stderr
-    assert not any(tmp_path.glob("[xyz].csv"))
+    assert not any(tmp_path.glob("[xyzw].csv"))

@@ -141,6 +141,8 @@ def cmd_evaluate_exact(args: argparse.Namespace) -> None:
     from .tasks import get_task
 
     task = get_task(args.task)
+    if not task.tractable:
+        raise ValueError(f"{task.name}: the likelihood is not tractable, there is no exact posterior")
     theta, x = _test_pairs(args, task)
     bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
     log(f"evaluating the exact posterior of {task.name} on {args.pairs} pairs, {bins} bins per dimension")
