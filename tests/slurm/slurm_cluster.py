@@ -137,7 +137,7 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU={max(100, mem // (2 * cpus))}
 MpiDefault=none
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 SchedulerType=sched/backfill
 GresTypes=gpu
 NodeName={self.node} NodeAddr=127.0.0.1 {node} Gres=gpu:1 State=UNKNOWN
