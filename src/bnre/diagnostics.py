@@ -147,12 +147,13 @@ def _band(successes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tables(
-    task: Task, names: Sequence[str], diagnostics: dict[str, Tensor], log_post: Tensor, log_post_unnorm: Tensor,
-    extra: dict[str, Tensor] | None = None, rank: np.ndarray | None = None,
+    task: Task, names: Sequence[str], diagnostics: dict[str, Tensor], theta: Tensor, log_post: Tensor,
+    log_post_unnorm: Tensor, extra: dict[str, Tensor] | None = None, rank: np.ndarray | None = None,
 ) -> Evaluation:
     """The tidy tables of :class:`Evaluation` from :func:`grid_diagnostics`' output.
 
-    ``log_post`` and ``log_post_unnorm`` are (E, N) at the true parameters; ``extra``
+    ``theta`` (N, D) are the true parameters, ``log_post`` and ``log_post_unnorm`` (E, N)
+    the log posterior there; ``extra``
     maps further metric names to one value per estimator (E,); ``rank`` replaces the
     grid ranks (e.g. MCMC ranks). ``names`` label the E estimators; with one name,
     its rows are written under that name and again as ``ensemble``.
@@ -162,7 +163,7 @@ def tables(
     n = rank.shape[1]
     log_prior = -task.prior.log_volume
     hdr = d["hdr"].mean(dim=1).numpy()  # (E, L)
-    error = d["mean"] - d["theta"]  # (E, N, D)
+    error = d["mean"] - theta.double().cpu()  # (E, N, D)
     posterior_std = d["var"].sqrt().mean(dim=1)  # (E, D)
     sbc, marginal, tarp = d["sbc"].numpy(), d["marginal_rank"].numpy(), d["tarp"].numpy()
     metrics, curves, pairs, calibration = [], [], [], []
@@ -194,6 +195,11 @@ def tables(
         for p, label in enumerate(task.labels):
             diagnostic_curves.append(("sbc", label, ecdf_difference(sbc[i, :, p], CURVE_LEVELS) + CURVE_LEVELS))
             diagnostic_curves.append(("marginal_hpd", label, coverage_curve(marginal[i, :, p], CURVE_LEVELS)))
+        diagnostic_rows = [
+            dict(diagnostic=diagnostic, parameter=parameter, level=level, value=v, lower=a, upper=b)
+            for diagnostic, parameter, curve in diagnostic_curves
+            for level, v, a, b in zip(CURVE_LEVELS, curve, *_band(curve, n))
+        ]
         per_pair = dict(pair=np.arange(n), rank=rank[i], log_posterior=log_post[i].numpy(), tarp=tarp[i])
         per_pair.update({f"sbc_{label}": sbc[i, :, p] for p, label in enumerate(task.labels)})
         per_pair.update({key: d[key][i].numpy() for key in ("kl_exact", "tv_exact") if key in d})
@@ -204,12 +210,7 @@ def tables(
                 dict(replicate=replicate, level=level, coverage=c, lower=lo, upper=hi, hdr_size=size)
                 for level, c, lo, hi, size in zip(CURVE_LEVELS, coverage, lower, upper, hdr[i])
             ]
-            for diagnostic, parameter, curve in diagnostic_curves:
-                lo, hi = _band(curve, n)
-                calibration += [
-                    dict(replicate=replicate, diagnostic=diagnostic, parameter=parameter, level=level, value=v, lower=a, upper=b)
-                    for level, v, a, b in zip(CURVE_LEVELS, curve, lo, hi)
-                ]
+            calibration += [dict(replicate=replicate, **row) for row in diagnostic_rows]
             pairs.append(pd.DataFrame(dict(replicate=replicate, **per_pair)))
     return Evaluation(pd.DataFrame(metrics), pd.DataFrame(curves), pd.concat(pairs, ignore_index=True), pd.DataFrame(calibration))
 
@@ -227,6 +228,5 @@ def evaluate_exact(task: Task, theta: np.ndarray, x: np.ndarray, bins: int, devi
     exact = exact_log_posterior(task, x_t)
     log_true = exact(theta_t[:, None], slice(0, len(theta_t)))[..., 0]  # (1, N)
     d = grid_diagnostics(task, exact, log_true, theta_t, cells.to(device), bins, GRID_BATCH, seed=seed)
-    d["theta"] = theta_t[None]
     log_post = (log_true - d["log_z"] - log_volume).cpu()
-    return tables(task, ["ensemble"], d, log_post, log_true.cpu())
+    return tables(task, ["ensemble"], d, theta_t, log_post, log_true.cpu())

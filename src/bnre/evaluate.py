@@ -134,13 +134,12 @@ def evaluate(
         task, log_posterior_on(estimators, log_prior), log_r_true + log_prior, theta_t, cells, bins, estimators.rows,
         exact=exact, seed=seed,
     )
-    d["theta"] = theta_t.double().expand(len(log_r_true), -1, -1)
     rank = monte_carlo_ranks(task, estimators, theta_t, mc_samples, seed).cpu().numpy() if coverage == "mc" else None
     log_post = (log_post_unnorm - d["log_z"] - log_volume).cpu()
     balancing = torch.sigmoid(log_r_true).mean(dim=1) + torch.sigmoid(log_r_marg).mean(dim=1)
     extra = {"balancing": balancing.cpu(), "balancing_error": (balancing - 1).cpu()}
     names = estimators.names if len(log_r_true) > 1 else ["0"]
-    return tables(task, names, d, log_post, log_post_unnorm.cpu(), extra, rank)
+    return tables(task, names, d, theta_t, log_post, log_post_unnorm.cpu(), extra, rank)
 
 
 def with_kept_epochs(metrics: pd.DataFrame, kept_epochs: Sequence[int] | None) -> pd.DataFrame:
