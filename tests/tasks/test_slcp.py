@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from bnre.coverage import grid, ranks
 from bnre.tasks import SLCP, BoxUniform
+from likelihood_checks import grid_rank_pvalue
 
 
 class PinnedNuisance:
@@ -165,17 +165,7 @@ def test_grid_posterior_of_the_likelihood_is_calibrated():
     # the task's box the posterior of a small |theta_i| is narrower than the cells of any
     # affordable grid (its width is about 0.18 |theta_i|), which biases the ranks.
     task = SLCP()
-    prior = BoxUniform([0.75, 0.75], [3.0, 3.0])
-    rng = np.random.default_rng(0)
-    theta = prior.sample(500, rng)
-    x = torch.as_tensor(task.simulate(theta, rng))[:, None]
-    theta = torch.as_tensor(theta)[:, None]
-    cells = grid(prior.lower, prior.upper, 32)[0].double()[None]
-
-    def ks_pvalue(log_likelihood) -> float:
-        r = ranks(log_likelihood(cells, x), log_likelihood(theta, x)[:, 0])
-        return stats.kstest(r.numpy(), "uniform").pvalue
-
+    ks_pvalue = grid_rank_pvalue(task, BoxUniform([0.75, 0.75], [3.0, 3.0]), bins=32)
     assert ks_pvalue(task.log_likelihood) > 1e-3
     # and the same test sees a wrong likelihood: scales off by 20 %, or the nuisance
     # ignored (one quadrature node, at rho = 0)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from bnre.coverage import grid, ranks
 from bnre.tasks import Weinberg
+from likelihood_checks import grid_rank_pvalue
 
 
 def normalised_density(task: Weinberg, theta: float):
@@ -138,16 +138,7 @@ def test_grid_posterior_of_the_likelihood_is_calibrated():
     # ranks of theta* under prior x likelihood on a fine grid, over (theta*, x*) from
     # prior x simulator, are uniform
     task = Weinberg()
-    rng = np.random.default_rng(0)
-    theta = task.prior.sample(500, rng)
-    x = torch.as_tensor(task.simulate(theta, rng))[:, None]
-    theta = torch.as_tensor(theta)[:, None]
-    cells = grid(task.lower, task.upper, 1000)[0].double()[None]
-
-    def ks_pvalue(log_likelihood) -> float:
-        r = ranks(log_likelihood(cells, x), log_likelihood(theta, x)[:, 0])
-        return stats.kstest(r.numpy(), "uniform").pvalue
-
+    ks_pvalue = grid_rank_pvalue(task, task.prior, bins=1000)
     assert ks_pvalue(task.log_likelihood) > 1e-3
     # the same test sees a wrong likelihood: theta off by 20 %, or the asymmetry's sign
     # flipped (x mirrored)
