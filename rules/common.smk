@@ -1,9 +1,12 @@
 """Configuration validation and path helpers shared by every rule."""
 
+import importlib.metadata
 import importlib.util
 import json
-import shlex
 import math
+import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,6 +84,114 @@ def simulate_env(wildcards):
 
 check_optional_tasks(config)
 
+# Tasks: built-in (bnre.tasks.TASKS; a test keeps this equal), the config's `plugins`, and
+# those installed packages register in the entry-point group bnre.tasks.
+BUILTIN_TASKS = (
+    "gaussian",
+    "slcp",
+    "weinberg",
+    "two_moons",
+    "mg1",
+    "lotka_volterra",
+    "spatial_sir",
+    "gravitational_waves",
+)
+PLUGIN_GROUP = "bnre.tasks"
+
+
+def installed_tasks():
+    """name -> `module:Class` of the tasks installed packages register."""
+    return {
+        ep.name: ep.value for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)
+    }
+
+
+def plugin_file(name, target):
+    """(file, class) of a plugin's `module:Class` or `path/to/file.py:Class`; a relative
+    path is looked up next to each config file, then in the working directory."""
+    where, _, cls = target.rpartition(":")
+    if where.endswith(".py"):
+        bases = [Path(f).resolve().parent for f in reversed(workflow.configfiles)]
+        candidates = [base / where for base in bases] + [Path.cwd() / where]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
+            raise WorkflowError(
+                f"config: plugins.{name}: no file {where} (tried {tried})"
+            )
+        return found[0].resolve(), cls
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        spec = importlib.util.find_spec(where)
+    except (ImportError, ValueError) as error:
+        spec, reason = None, f" ({error})"
+    else:
+        reason = ""
+    finally:
+        sys.path.remove(str(Path.cwd()))
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise WorkflowError(
+            f"config: plugins.{name}: module {where!r} is not importable{reason}"
+        )
+    return Path(spec.origin), cls
+
+
+def task_plugins(config):
+    """Plugin task name -> (source the jobs load it from, file, class)."""
+    installed = installed_tasks()
+    clash = sorted(set(config["plugins"]) & set(BUILTIN_TASKS))
+    if clash:
+        raise WorkflowError(
+            f"config: plugins {clash} are names of built-in tasks; name them otherwise"
+        )
+    plugins = {}
+    for task in config["tasks"]:
+        if task in BUILTIN_TASKS:
+            continue
+        if task in config["plugins"]:
+            file, cls = plugin_file(task, config["plugins"][task])
+            where = config["plugins"][task].rpartition(":")[0]
+            target = (
+                f"{file}:{cls}" if where.endswith(".py") else config["plugins"][task]
+            )
+            plugins[task] = (f"{task}={target}", file, cls)
+        elif task in installed:
+            where, _, cls = installed[task].partition(":")
+            file, cls = plugin_file(task, f"{where}:{cls}")
+            plugins[task] = (task, file, cls)
+        else:
+            raise WorkflowError(
+                f"config: task {task!r} is neither built-in ({', '.join(BUILTIN_TASKS)}),"
+                f" nor under `plugins:`, nor installed (entry points {PLUGIN_GROUP}: "
+                f"{', '.join(sorted(installed)) or 'none'})"
+            )
+    return plugins
+
+
+def describe_plugins(plugins):
+    """Load and check each plugin task in a subprocess (`python -m bnre tasks`), so that
+    a plugin that does not import or is not a task stops the run before any job; the
+    description says which ones have an exact likelihood. Skipped where the package's
+    dependencies are not installed next to Snakemake (e.g. with --sdm conda)."""
+    if not plugins or importlib.util.find_spec("torch") is None:
+        return {}
+    sources = [source for source, _, _ in plugins.values()]
+    done = subprocess.run(
+        [sys.executable, "-m", "bnre", "tasks", *sources],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise WorkflowError(f"config: {done.stderr.strip() or done.stdout.strip()}")
+    return {d["name"]: d for d in json.loads(done.stdout)}
+
+
+def task_source(wildcards):
+    """What the jobs pass as --task: the name, or the plugin's `name=target`."""
+    return PLUGINS.get(wildcards.task, (wildcards.task,))[0]
+
+
 # Every job runs the package from this checkout (src/ next to the Snakefile), also inside
 # conda environments, which then only need the package's dependencies.
 SRC = Path(workflow.basedir) / "src"
@@ -94,6 +205,9 @@ _spec = importlib.util.spec_from_file_location(
 sourcegraph = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = sourcegraph
 _spec.loader.exec_module(sourcegraph)
+
+PLUGINS = task_plugins(config)
+PLUGIN_TASKS = describe_plugins(PLUGINS)
 
 # Every file the rules pass between them, as a pattern defined once; `path` fills some
 # wildcards and leaves the others, e.g. path("split", split="test") -> data/{task}/test.h5.
@@ -211,8 +325,12 @@ def train_execution(key):
 
 # The tasks whose likelihood is tractable (bnre.tasks: Task.tractable): their exact
 # posterior is evaluated on the same grid as the estimators (rule evaluate_exact). The
-# workflow does not import the package; a test keeps this equal to the package's.
-TRACTABLE_TASKS = ("gaussian", "slcp", "two_moons", "weinberg")
+# workflow does not import the package: a test keeps the built-in ones equal to the
+# package's; plugins say so when they are checked (describe_plugins).
+BUILTIN_TRACTABLE = ("gaussian", "slcp", "two_moons", "weinberg")
+TRACTABLE_TASKS = BUILTIN_TRACTABLE + tuple(
+    name for name, task in PLUGIN_TASKS.items() if task["tractable"]
+)
 
 
 def evaluation_tables(kind):
@@ -323,6 +441,13 @@ def job_mem_mb(rule):
 def package_code(*commands):
     """Parameter: hash of what `python -m bnre <command>` runs, for each of `commands`."""
     root = SRC / "bnre"
-    return lambda wildcards: sourcegraph.code_hash(
-        commands, getattr(wildcards, "task", None), root
-    )
+
+    def code(wildcards):
+        task = getattr(wildcards, "task", None)
+        package = sourcegraph.code_hash(commands, task, root)
+        if task not in PLUGINS:
+            return package
+        _, file, cls = PLUGINS[task]
+        return f"{package}+{sourcegraph.plugin_code_hash(file, cls, commands)}"
+
+    return code

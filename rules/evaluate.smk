@@ -20,13 +20,14 @@ rule evaluate:
         gpu=job_gpus("evaluate"),
     params:
         code=package_code("evaluate"),
+        task=task_source,
         bins=config["evaluate"]["bins"],
         pairs=config["evaluate"]["pairs"],
         max_cells=config["evaluate"]["max_cells"],
         method=config["evaluate"]["coverage_method"],
         mc_samples=config["evaluate"]["mc_samples"],
     shell:
-        "python -m bnre --threads {threads} evaluate --task {wildcards.task}"
+        "python -m bnre --threads {threads} evaluate --task {params.task:q}"
         " --model {input.model} --test {input.test}"
         " --bins {params.bins} --pairs {params.pairs} --metrics {output.metrics}"
         " --coverage {output.coverage} --ranks {output.ranks}"
@@ -55,12 +56,13 @@ rule evaluate_exact:
         gpu=job_gpus("evaluate"),
     params:
         code=package_code("evaluate-exact"),
+        task=task_source,
         bins=config["evaluate"]["bins"],
         pairs=config["evaluate"]["pairs"],
         max_cells=config["evaluate"]["max_cells"],
         budgets=" ".join(str(b) for b in BUDGETS),
     shell:
-        "python -m bnre --threads {threads} evaluate-exact --task {wildcards.task}"
+        "python -m bnre --threads {threads} evaluate-exact --task {params.task:q}"
         " --test {input.test} --bins {params.bins} --pairs {params.pairs}"
         " --budgets {params.budgets} --metrics {output.metrics}"
         " --coverage {output.coverage} --ranks {output.ranks}"

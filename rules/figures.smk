@@ -72,10 +72,11 @@ rule posterior_figure:
         gpu=job_gpus("figures"),
     params:
         code=package_code("posterior-figure"),
+        task=task_source,
         formats=" ".join(config["figures"]["formats"]),
         pair=config["figures"]["posterior_pair"],
         bins=min(config["evaluate"]["bins"], 100),
     shell:
         "python -m bnre posterior-figure --test {input.test} --pair {params.pair}"
         " --bins {params.bins} --output figures/posterior_{wildcards.task}"
-        " {input.models} --formats {params.formats} > {log} 2>&1"
+        " --task {params.task:q} {input.models} --formats {params.formats} > {log} 2>&1"

@@ -14,11 +14,12 @@ rule simulate_block:
         gpu=job_gpus("simulate_block"),
     params:
         code=package_code("simulate"),
+        task=task_source,
         seed=config["seed"],
         start=lambda wildcards: block_range(wildcards)[0],
         stop=lambda wildcards: block_range(wildcards)[1],
     shell:
-        "python -m bnre --threads {threads} simulate --task {wildcards.task}"
+        "python -m bnre --threads {threads} simulate --task {params.task:q}"
         " --split {wildcards.split} --seed {params.seed}"
         " --start {params.start} --stop {params.stop} --output {output} > {log} 2>&1"
 

@@ -21,11 +21,12 @@ rule train:
         memory_limit=train_execution("memory_limit_mb"),
     params:
         code=package_code("train"),
+        task=task_source,
         options=train_options,
         method=lambda wildcards: method_base(wildcards.method),
         checkpoint=lambda wildcards, output: f"{output.model}.checkpoint",
     shell:
-        "python -m bnre --threads {threads} train --task {wildcards.task}"
+        "python -m bnre --threads {threads} train --task {params.task:q}"
         " --method {params.method} --budget {wildcards.budget}"
         " --train {input.train} --val {input.val} --options '{params.options}'"
         " --model {output.model} --history {output.history}"

@@ -2,7 +2,6 @@
 determinism, gradients and the documented invariances (axis order, soft clip, receptive
 field, vmap)."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

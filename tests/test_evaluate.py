@@ -318,3 +318,60 @@ def test_calibration_diagnostics_are_nominal_for_the_exact_posterior_and_not_whe
     low, high = sbc[sbc.level == 0.1].value.item(), sbc[sbc.level == 0.9].value.item()
     assert low > 0.15 and high < 0.85  # too narrow: SBC ranks pile up at 0 and 1
     assert (table.lower <= table.value + 1e-12).all() and (table.value <= table.upper + 1e-12).all()
+
+
+class NormalPrior(Gaussian):
+    """The Gaussian likelihood under a truncated normal prior: a conjugate case whose
+    posterior is the normal of precision 1/s0^2 + 1/sigma^2 truncated to the box."""
+
+    name = "normal_prior"
+
+    def __init__(self):
+        super().__init__()
+        from bnre.tasks import TruncatedNormal
+
+        self.loc, self.scale = np.array([0.4, -0.3]), np.array([0.3, 0.5])
+        self.prior = TruncatedNormal(self.loc, self.scale, self.lower, self.upper)
+
+    def analytic_log_posterior(self, theta, x):
+        precision = 1 / self.scale**2 + 1 / self.sigma**2
+        mean = torch.as_tensor((self.loc / self.scale**2 + x / self.sigma**2) / precision)
+        sd = torch.as_tensor(precision**-0.5)
+        z = (theta - mean) / sd
+        log_normal = -0.5 * z**2 - torch.log(sd) - 0.5 * math.log(2 * math.pi)
+        mass = torch.special.ndtr((1 - mean) / sd) - torch.special.ndtr((-1 - mean) / sd)
+        return (log_normal - torch.log(mass)).sum(-1)
+
+
+class LikelihoodRatio(nn.Module):
+    """log r = log p(x | theta) + c(x): the exact ratio up to a constant per observation."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def embed(self, x):
+        return x
+
+    def head_log_ratio(self, theta, embedding):
+        return self.task.log_likelihood(theta, embedding)
+
+
+def test_a_non_uniform_prior_gives_the_analytic_posterior_of_a_conjugate_case():
+    """The grid posterior of p(theta) r(theta, x) for the exact ratio is the analytic one:
+    a uniform prior in its place misses the log posterior by 0.18 nats."""
+    task = NormalPrior()
+    theta, x = simulate_range(task, "test", 7, 0, 1000)
+    assert abs(theta[:, 0].mean() - 0.4) < 0.05  # drawn from the normal prior
+    metrics, curves, _, _ = evaluate(task, [LikelihoodRatio(task)], theta, x, bins=200)
+    m = metrics_of(metrics, "0")
+    theta64, x64 = torch.as_tensor(theta).double(), torch.as_tensor(x).double()
+    analytic = task.analytic_log_posterior(theta64, x64.numpy()).mean().item()
+    assert m["log_posterior"] == pytest.approx(analytic, abs=0.005)
+    assert m["log_prior"] == pytest.approx(task.prior.log_prob(theta64).mean().item(), abs=1e-5)
+    assert abs(m["coverage_auc"]) < 0.03
+    # and the exact posterior of evaluate_exact agrees with it too
+    from bnre.diagnostics import evaluate_exact
+
+    exact = metrics_of(evaluate_exact(task, theta, x, bins=200).metrics, "ensemble")
+    assert exact["log_posterior"] == pytest.approx(analytic, abs=0.005)

@@ -336,5 +336,5 @@ def test_changing_a_variant_reruns_only_that_variant(variants_workflow, tmp_path
 def test_workflow_and_package_agree_on_the_tractable_tasks():
     from bnre.tasks import TASKS, get_task
 
-    line = re.search(r"^TRACTABLE_TASKS = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
+    line = re.search(r"^BUILTIN_TRACTABLE = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
     assert line and set(eval(line.group(1))) == {name for name in TASKS if get_task(name).tractable}

@@ -269,3 +269,90 @@ def test_real_simulate_command_loads_only_modules_the_analysis_counts(tmp_path):
     # reached at run time only through another task's module, never through slcp's own
     assert loaded - slcp <= graph.closure(other_tasks, exclude=slcp)
     assert not (loaded - slcp) & {"bnre.tasks.slcp", "bnre.tasks.base", "bnre.simulate", "bnre.data"}
+
+
+# A plugin task (bnre.tasks.plugins): simulation code, network code, code both use.
+PLUGIN = '''
+import numpy as np
+from torch import nn
+from sim_helpers import OFFSET
+
+
+def noise(theta, rng):
+    return 0.1 * rng.standard_normal(theta.shape)
+
+
+def summary_network(n):
+    return nn.Linear(n, 4)
+
+
+class Mine:
+    """My task."""
+
+    name = "mine"
+
+    def simulate(self, theta, rng):
+        return theta + OFFSET + noise(theta, rng)
+
+    def embedding(self):
+        return summary_network(2)  # the network
+
+    def embedding_features(self):
+        return 4
+
+
+class Other:
+    def simulate(self, theta, rng):
+        return theta
+'''
+
+PLUGIN_EDITS = {
+    "a comment": ("# the network", "# a summary network"),
+    "a docstring": ("My task.", "My own task."),
+    "the embedding": ("nn.Linear(n, 4)", "nn.Linear(n, 8)"),
+    "embedding_features": ("return 4", "return 8"),
+    "the simulator": ("theta + OFFSET", "theta - OFFSET"),
+    "a helper the simulator uses": ("0.1 *", "0.2 *"),
+    "another class": ("return theta\n", "return -theta\n"),
+}
+#: (simulation hash changes, training hash changes) for each edit
+PLUGIN_RERUNS = {
+    "a comment": (False, False),
+    "a docstring": (False, False),
+    "the embedding": (False, True),
+    "embedding_features": (False, True),
+    "the simulator": (True, True),
+    "a helper the simulator uses": (True, True),
+    "another class": (True, True),
+}
+
+
+@pytest.mark.parametrize("edit", PLUGIN_EDITS)
+def test_a_plugin_hash_follows_what_each_stage_runs(tmp_path, edit):
+    """Editing only the embedding re-trains without re-simulating; comments and docstrings count for neither."""
+    (tmp_path / "sim_helpers.py").write_text("OFFSET = 1.0\n")
+    file = tmp_path / "mine.py"
+    file.write_text(PLUGIN)
+
+    def hashes():
+        return (
+            sourcegraph.plugin_code_hash(file, "Mine", ["simulate", "merge"]),
+            sourcegraph.plugin_code_hash(file, "Mine", ["train"]),
+        )
+
+    before = hashes()
+    old, new = PLUGIN_EDITS[edit]
+    assert PLUGIN.count(old) == 1
+    file.write_text(PLUGIN.replace(old, new))
+    after = hashes()
+    assert (before[0] != after[0], before[1] != after[1]) == PLUGIN_RERUNS[edit]
+
+
+def test_a_plugin_hash_covers_its_sibling_modules(tmp_path):
+    helpers = tmp_path / "sim_helpers.py"
+    helpers.write_text("OFFSET = 1.0\n")
+    file = tmp_path / "mine.py"
+    file.write_text(PLUGIN)
+    before = sourcegraph.plugin_code_hash(file, "Mine", ["simulate"])
+    helpers.write_text("OFFSET = 2.0\n")
+    assert sourcegraph.plugin_code_hash(file, "Mine", ["simulate"]) != before

@@ -24,11 +24,8 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def task_shapes(name: str) -> dict:
-    """The parameter and observation shapes files of task ``name`` must have."""
-    from .tasks import get_task
-
-    task = get_task(name)
+def task_shapes(task) -> dict:
+    """The parameter and observation shapes files of ``task`` must have."""
     return {"theta_dim": task.theta_dim, "x_shape": tuple(task.x_shape)}
 
 
@@ -45,10 +42,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     theta, x = simulate_range(task, args.split, args.seed, args.start, args.stop)
     write_pairs(
-        args.output, theta, x, task=args.task, split=args.split, seed=args.seed, start=args.start, stop=args.stop,
+        args.output, theta, x, task=task.name, split=args.split, seed=args.seed, start=args.start, stop=args.stop,
         provenance=json.dumps(provenance()),
     )
-    log(f"{args.task}/{args.split}: simulated pairs [{args.start}, {args.stop}) -> {args.output}")
+    log(f"{task.name}/{args.split}: simulated pairs [{args.start}, {args.stop}) -> {args.output}")
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -64,6 +61,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .data import open_pairs
     from .methods import get_method
     from .provenance import provenance
+    from .tasks import get_task
     from .train import train_ensemble
 
     options = json.loads(args.options)
@@ -73,15 +71,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     if options.setdefault("method", args.method) != args.method:
         raise ValueError(f"--method {args.method} but the options say method {options['method']!r}")
     config = TrainConfig.from_dict(options)
-    shapes = task_shapes(args.task)
+    task = get_task(args.task)
+    shapes = task_shapes(task)
     # x stays in the files: only the members' rows are read, or streamed when too large
     with (
-        open_pairs(args.train, task=args.task, split="train", **shapes) as train,
-        open_pairs(args.val, task=args.task, split="val", **shapes) as val,
+        open_pairs(args.train, task=task.name, split="train", **shapes) as train,
+        open_pairs(args.val, task=task.name, split="val", **shapes) as val,
     ):
         if args.budget > len(train):
             raise ValueError(f"budget {args.budget} exceeds the {len(train)} pairs of {args.train}")
-        log(f"training {config.replicates} {get_method(config).describe()} members on {args.budget} pairs of {args.task}")
+        log(f"training {config.replicates} {get_method(config).describe()} members on {args.budget} pairs of {task.name}")
         checkpoint = args.checkpoint or f"{args.model}.checkpoint"
         try:
             train_ensemble(args.task, config, train, val, args.budget, args.model, args.history, log, checkpoint, provenance())
@@ -104,7 +103,7 @@ def _write_tables(tables, paths, keys: dict) -> None:
 def _test_pairs(args: argparse.Namespace, task):
     from .data import read_pairs
 
-    test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task.name))
+    test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task))
     if args.pairs > len(test):
         raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
     return test.theta[: args.pairs], test.x[: args.pairs]
@@ -228,8 +227,8 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
 
     densities, task, budget = {}, None, None
     for path in args.models:
-        task, members, meta = load_ensemble(path)
-        test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task.name))
+        task, members, meta = load_ensemble(path, task=args.task)
+        test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task))
         if args.pair >= len(test):
             raise ValueError(f"pair {args.pair} requested but {args.test} holds {len(test)}")
         x = torch.as_tensor(test.x[args.pair : args.pair + 1])
@@ -243,6 +242,26 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
     log(f"posterior example -> {args.output}")
 
 
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from .tasks import TASKS, entry_points, get_task
+    from .tasks.plugins import origin
+
+    if not args.sources:
+        for name in sorted(TASKS):
+            log(name)
+        for name, point in sorted(entry_points().items()):
+            log(f"{name} ({point.value}, installed)")
+        return
+    described = []
+    for source in args.sources:
+        task = get_task(source)
+        described.append(dict(
+            source=source, name=task.name, theta_dim=task.theta_dim, x_shape=list(task.x_shape),
+            labels=list(task.labels), tractable=task.tractable, origin=origin(task),
+        ))
+    print(json.dumps(described, indent=1))
+
+
 def cmd_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -251,6 +270,11 @@ def cmd_tables(args: argparse.Namespace) -> None:
     print(summary_markdown(pd.read_csv(args.summary, dtype={"replicate": str})))
 
 
+TASK_HELP = (
+    "a built-in task (python -m bnre tasks lists them), an installed plugin's name,"
+    " or [NAME=]module:Class or [NAME=]path/to/file.py:Class"
+)
+
 MAX_CELLS_HELP = (
     "cap on the grid's cells: bins per dimension are reduced until bins**D fits"
     " (default 2^15: 90 bins in 1-D and 2-D, 32 in 3-D)"
@@ -258,7 +282,6 @@ MAX_CELLS_HELP = (
 
 
 def parser() -> argparse.ArgumentParser:
-    TASKS = LazyChoices(".tasks", "TASKS", sort=True)
     SPLITS = LazyChoices(".simulate", "SPLITS")
     METHODS = LazyChoices(".methods", "METHODS")
     one_of = "one of: %(choices)s"
@@ -268,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="simulate one block of pairs into HDF5")
-    s.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=one_of)
+    s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
     s.add_argument("--split", required=True, choices=SPLITS, metavar="SPLIT", help=one_of)
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--start", type=int, required=True)
@@ -282,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_merge)
 
     s = sub.add_parser("train", help="train the members of one ensemble")
-    s.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=one_of)
+    s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
     s.add_argument("--method", required=True, choices=METHODS, metavar="METHOD", help=one_of)
     s.add_argument("--budget", type=int, required=True)
     s.add_argument("--train", required=True)
@@ -297,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="coverage, log posterior and balancing of a model file")
     s.add_argument("--model", required=True)
-    s.add_argument("--task", choices=TASKS, metavar="TASK", help="refuse a model of another task (" + one_of + ")")
+    s.add_argument("--task", metavar="TASK", help="the model's task: refuse a model of another one (" + TASK_HELP + ")")
     s.add_argument("--test", required=True)
     s.add_argument("--bins", type=int, required=True)
     s.add_argument("--pairs", type=int, required=True)
@@ -312,7 +335,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_evaluate)
 
     s = sub.add_parser("evaluate-exact", help="the same diagnostics for the exact posterior of a tractable task")
-    s.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=one_of)
+    s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
     s.add_argument("--test", required=True)
     s.add_argument("--bins", type=int, required=True)
     s.add_argument("--pairs", type=int, required=True)
@@ -351,7 +374,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True, help="output path without extension")
     s.add_argument("models", nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
     s.set_defaults(run=cmd_posterior_figure)
+
+    s = sub.add_parser("tasks", help="list the tasks, or load and check the given ones (JSON)")
+    s.add_argument("sources", nargs="*", metavar="TASK", help=TASK_HELP)
+    s.set_defaults(run=cmd_tasks)
 
     s = sub.add_parser("tables", help="markdown tables of results/summary.csv")
     s.add_argument("summary")

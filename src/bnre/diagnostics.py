@@ -161,7 +161,7 @@ def tables(
     d = {key: value.cpu() for key, value in diagnostics.items()}
     rank = d["rank"].numpy() if rank is None else rank
     n = rank.shape[1]
-    log_prior = -task.prior.log_volume
+    log_prior = float(task.prior.log_prob(theta.double().cpu()).mean())  # the prior's expected log density
     hdr = d["hdr"].mean(dim=1).numpy()  # (E, L)
     error = d["mean"] - theta.double().cpu()  # (E, N, D)
     posterior_std = d["var"].sqrt().mean(dim=1)  # (E, D)

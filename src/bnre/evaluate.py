@@ -41,11 +41,12 @@ from .nn import RatioEstimator
 from .tasks import Task
 
 
-def log_posterior_on(ensemble: Ensemble, log_prior: float):
-    """The unnormalised log posterior ``(theta, rows) -> (E, n, G)`` of every estimator."""
+def log_posterior_on(ensemble: Ensemble, task: Task):
+    r"""The unnormalised log posterior :math:`\log p(\theta) + \log \hat r(\theta, x)`,
+    ``(theta, rows) -> (E, n, G)``, of every estimator."""
 
     def log_density(theta: Tensor, rows: slice) -> Tensor:
-        return ensemble.log_ratio(theta, rows) + log_prior
+        return ensemble.log_ratio(theta, rows) + task.prior.log_prob(theta)
 
     return log_density
 
@@ -58,7 +59,7 @@ def coverage_ranks(
     theta_t = torch.as_tensor(theta, device=device)
     cells, _ = grid(task.lower, task.upper, bins)
     ensemble = Ensemble(members, torch.as_tensor(x, device=device))
-    log_density = log_posterior_on(ensemble, -task.prior.log_volume)
+    log_density = log_posterior_on(ensemble, task)
     rank, _ = grid_ranks(log_density, theta_t, cells.to(device), ensemble.rows)
     return rank.cpu()
 
@@ -69,7 +70,7 @@ def posterior_grid(members: Sequence[RatioEstimator], x: Tensor, task: Task, bin
     of ``bins`` cells per dimension, shaped (bins,) * D."""
     cells, _ = grid(task.lower, task.upper, bins)
     ensemble = Ensemble(members, x)
-    (batch,) = grid_pass(log_posterior_on(ensemble, -task.prior.log_volume), 1, cells, len(cells))
+    (batch,) = grid_pass(log_posterior_on(ensemble, task), 1, cells, len(cells))
     return batch.mass[-1, 0].reshape((bins,) * task.theta_dim).cpu().numpy()
 
 
@@ -122,7 +123,7 @@ def evaluate(
     n = len(theta_t)
     cells, log_volume = grid(task.lower, task.upper, bins)
     cells = cells.to(device)
-    log_prior = -task.prior.log_volume
+    log_prior = task.prior.log_prob(theta_t)  # (N,)
     estimators = Ensemble(members, x_t)
     everything = slice(0, n)
 
@@ -131,7 +132,7 @@ def evaluate(
     log_post_unnorm = (log_r_true + log_prior).double()
     exact = exact_log_posterior(task, x_t) if task.tractable else None
     d = grid_diagnostics(
-        task, log_posterior_on(estimators, log_prior), log_r_true + log_prior, theta_t, cells, bins, estimators.rows,
+        task, log_posterior_on(estimators, task), log_r_true + log_prior, theta_t, cells, bins, estimators.rows,
         exact=exact, seed=seed,
     )
     rank = monte_carlo_ranks(task, estimators, theta_t, mc_samples, seed).cpu().numpy() if coverage == "mc" else None

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from .tasks import Task
+from .tasks.plugins import origin
 
 #: Pairs per random stream; the unit of reproducibility.
 CHUNK = 256
@@ -51,9 +52,10 @@ def simulate_range(
         except Exception as error:
             culprit = find_failing(task, theta)
             raise RuntimeError(
-                f"task {task.name!r} failed on chunk {chunk} of split {split!r} ({error!r})"
+                f"task {task.name!r} ({origin(task)}) failed on chunk {chunk} of split {split!r} ({error!r})"
                 + (f"; it fails alone at theta={culprit.tolist()}" if culprit is not None else "")
             ) from error
+        check_output(task, theta, x)
         lo = max(start - chunk * CHUNK, 0)
         hi = min(stop - chunk * CHUNK, CHUNK)
         thetas.append(theta[lo:hi])
@@ -69,10 +71,23 @@ def simulate_range(
     if bad.any():
         example = theta[bad][0].tolist()
         raise FloatingPointError(
-            f"task {task.name!r} produced {int(bad.sum())} non-finite observations in "
+            f"task {task.name!r} ({origin(task)}) produced {int(bad.sum())} non-finite observations in "
             f"[{start}, {stop}) of split {split!r}, e.g. at theta={example}"
         )
     return theta, x
+
+
+def check_output(task: Task, theta: np.ndarray, x: object) -> None:
+    """Refuse a simulator's output that is not a real array of shape (N, *x_shape)."""
+    expected = (len(theta), *task.x_shape)
+    if isinstance(x, np.ndarray) and x.shape == expected and x.dtype.kind in "fiu":
+        return
+    got = f"{type(x).__name__} of shape {x.shape} and dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+    raise ValueError(
+        f"task {task.name!r} ({origin(task)}): simulate returned a {got} for theta of shape "
+        f"{theta.shape} (first row theta={theta[0].tolist()}); expected a real-valued numpy "
+        f"array of shape {expected}"
+    )
 
 
 def find_failing(task: Task, theta: np.ndarray) -> np.ndarray | None:

@@ -294,6 +294,80 @@ def code_hash(commands: Iterable[str], task: str | None = None, root: str | Path
     return graph.digest(modules)
 
 
+#: Methods of a task class that training and evaluation run but the simulator does not.
+NETWORK_METHODS = ("embedding", "embedding_features", "preprocess")
+
+#: The commands that run a task's prior, simulator or likelihood but no network.
+NETWORKLESS_COMMANDS = ("simulate", "merge", "evaluate-exact")
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _simulation_part(tree: ast.Module, class_name: str) -> ast.Module:
+    """The module without the class's network methods and the top-level functions and
+    classes that only those use."""
+    top = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    target = top.get(class_name)
+    if not isinstance(target, ast.ClassDef):
+        return tree
+    network = [n for n in target.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in NETWORK_METHODS]
+    pruned = ast.ClassDef(**{**{f: getattr(target, f) for f in target._fields}, "body": [n for n in target.body if n not in network]})
+    roots = [pruned] + [n for n in tree.body if n.__class__ not in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)]
+    kept, stack = set(), [name for root in roots for name in _names(root)]
+    while stack:
+        name = stack.pop()
+        if name in top and name not in kept and name != class_name:
+            kept.add(name)
+            stack += _names(top[name])
+    only_network = {name for method in network for name in _names(method)} - kept
+    body = [pruned if n is target else n for n in tree.body if getattr(n, "name", None) not in only_network]
+    return ast.Module(body=body, type_ignores=[])
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def plugin_code_hash(path: str | Path, class_name: str, commands: Iterable[str]) -> str:
+    """Hash of a plugin task's code as far as ``commands`` run it.
+
+    The file's syntax tree is hashed (comments, docstrings and formatting do not count), with the
+    sibling modules it imports. The :data:`NETWORKLESS_COMMANDS` do not run the class's
+    :data:`NETWORK_METHODS` nor what only they use, so that editing an embedding
+    re-trains without re-simulating (nor re-evaluating the exact posterior).
+    """
+    path = Path(path)
+    tree = _without_docstrings(ast.parse(path.read_bytes(), filename=str(path)))
+    if set(commands) <= set(NETWORKLESS_COMMANDS):
+        tree = _simulation_part(tree, class_name)
+    h = hashlib.sha256(ast.dump(tree).encode())
+    siblings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            siblings |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            siblings.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:
+            siblings |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    for name in sorted(siblings):
+        for sibling in (path.parent / f"{name}.py", path.parent / name / "__init__.py"):
+            if sibling.is_file() and sibling != path:
+                h.update(name.encode() + b"\0" + sibling.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print, per command (and task), the modules and third-party imports it runs."""
     import argparse

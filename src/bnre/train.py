@@ -39,7 +39,7 @@ Log = Callable[[str], None]
 
 
 def train_ensemble(
-    task_name: str,
+    task_source: str,
     config: TrainConfig,
     train: PairsSource,
     val: PairsSource,
@@ -56,7 +56,8 @@ def train_ensemble(
     (then :class:`bnre.checkpoint.Interrupted` is raised), a later call resumes from it,
     and it is removed once the model file is written.
     """
-    task, method = get_task(task_name), get_method(config)
+    task, method = get_task(task_source), get_method(config)
+    task_name = task.name
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
     seeds = [member_seed(config.seed, task_name, budget, k) for k in range(config.replicates)]
@@ -81,6 +82,8 @@ def train_ensemble(
     payload = {
         "format": 1,
         "task": task_name,
+        # how to load a plugin task again (bnre.tasks.plugins); a built-in's is its name
+        "task_source": task_source,
         "budget": budget,
         "config": dataclasses.asdict(config),
         "member_seeds": seeds,
@@ -96,16 +99,20 @@ def train_ensemble(
 
 
 def load_ensemble(path: str | os.PathLike, task: str | None = None) -> tuple[Task, list[RatioEstimator], dict]:
-    """Load a model file; return its task, its members (in eval mode) and its metadata."""
+    """Load a model file; return its task, its members (in eval mode) and its metadata.
+
+    ``task`` (a task's source, :func:`bnre.tasks.get_task`) refuses a model of another
+    task; without it the task is loaded from the source the model file records.
+    """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt files
         raise ValueError(f"{path}: not a readable model file ({error})") from None
     if not isinstance(payload, dict) or payload.get("format") != 1:
         raise ValueError(f"{path}: unsupported model file format")
-    if task is not None and payload["task"] != task:
-        raise ValueError(f"{path}: model of task {payload['task']!r}, expected {task!r}")
-    the_task = get_task(payload["task"])
+    the_task = get_task(payload.get("task_source", payload["task"]) if task is None else task)
+    if payload["task"] != the_task.name:
+        raise ValueError(f"{path}: model of task {payload['task']!r}, expected {the_task.name!r}")
     method = get_method(TrainConfig.from_dict(payload["config"]))
     members = []
     for state in payload["members"]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import BoxUniform, Task
+from .base import Task
 from .gaussian import Gaussian
 from .gravitational_waves import GravitationalWaves
 from .lotka_volterra import LotkaVolterra
 from .mg1 import MG1
+from .plugins import ENTRY_POINTS, entry_points, load_plugin
+from .priors import BoxUniform, Independent, LogUniform, Prior, TruncatedLogNormal, TruncatedNormal
 from .slcp import SLCP
 from .spatial_sir import SpatialSIR
 from .two_moons import TwoMoons
@@ -26,12 +28,19 @@ TASKS: dict[str, Callable[[], Task]] = {
 }
 
 
-def get_task(name: str) -> Task:
-    """Instantiate the task called ``name``."""
-    try:
-        return TASKS[name]()
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+def get_task(source: str) -> Task:
+    """Instantiate a task: a built-in name, or a plugin's source (:mod:`bnre.tasks.plugins`)."""
+    if source in TASKS:
+        return TASKS[source]()
+    task = load_plugin(source)
+    if task is None:
+        installed = sorted(entry_points())
+        raise ValueError(
+            f"unknown task {source!r}; built-in tasks: {', '.join(sorted(TASKS))}"
+            + (f"; installed ({ENTRY_POINTS}): {', '.join(installed)}" if installed else "")
+            + "; or a plugin, module:Class or path/to/file.py:Class"
+        )
+    return task
 
 
 __all__ = [
@@ -39,11 +48,16 @@ __all__ = [
     "BoxUniform",
     "Gaussian",
     "GravitationalWaves",
+    "Independent",
+    "LogUniform",
     "LotkaVolterra",
     "MG1",
+    "Prior",
     "SLCP",
     "SpatialSIR",
     "Task",
+    "TruncatedLogNormal",
+    "TruncatedNormal",
     "TwoMoons",
     "Weinberg",
     "get_task",

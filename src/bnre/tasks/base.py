@@ -8,13 +8,15 @@ whose likelihood is tractable also give :math:`\log p(x \mid \theta)` exactly
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from .priors import BoxUniform, Prior
+
+__all__ = ["BoxUniform", "Task", "promote"]  # BoxUniform lives in .priors
 
 
 def promote(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -27,43 +29,6 @@ def promote(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(t.to(dtype) for t in tensors)
 
 
-class BoxUniform:
-    r"""Uniform prior on the box :math:`\prod_i [l_i, u_i]`.
-
-    :math:`\log p(\theta) = -\sum_i \log(u_i - l_i)` inside the box, :math:`-\infty`
-    outside.
-    """
-
-    def __init__(self, lower: Sequence[float], upper: Sequence[float]):
-        self.lower = np.asarray(lower, dtype=np.float64)
-        self.upper = np.asarray(upper, dtype=np.float64)
-        if self.lower.shape != self.upper.shape or self.lower.ndim != 1:
-            raise ValueError("lower and upper must be 1-D and of equal length")
-        if not np.all(self.upper > self.lower):
-            raise ValueError(f"empty box: lower={self.lower}, upper={self.upper}")
-        self.log_volume = float(np.sum(np.log(self.upper - self.lower)))
-
-    @property
-    def dim(self) -> int:
-        return self.lower.size
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw ``n`` parameters, shape ``(n, D)``, float64."""
-        return rng.uniform(self.lower, self.upper, size=(n, self.dim))
-
-    def log_prob(self, theta: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """Log density of ``theta`` with shape ``(..., D)``."""
-        if isinstance(theta, torch.Tensor):
-            lower = torch.as_tensor(self.lower, dtype=theta.dtype, device=theta.device)
-            upper = torch.as_tensor(self.upper, dtype=theta.dtype, device=theta.device)
-            inside = ((theta >= lower) & (theta <= upper)).all(dim=-1)
-            value = torch.full(inside.shape, -self.log_volume, dtype=theta.dtype, device=theta.device)
-            return torch.where(inside, value, torch.full_like(value, -math.inf))
-        theta = np.asarray(theta)
-        inside = np.all((theta >= self.lower) & (theta <= self.upper), axis=-1)
-        return np.where(inside, -self.log_volume, -np.inf)
-
-
 class Task(ABC):
     r"""A simulation-based inference benchmark.
 
@@ -72,7 +37,7 @@ class Task(ABC):
     """
 
     name: str
-    prior: BoxUniform
+    prior: Prior
     x_shape: tuple[int, ...]
     labels: tuple[str, ...]
 
