@@ -13,6 +13,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/figures.smk"
+include: "rules/infer.smk"
 
 
 rule all:
@@ -24,3 +25,4 @@ rule all:
         figure_files(),
         training_figure_files(),
         posterior_figure_files(),
+        observed_files(),

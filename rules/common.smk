@@ -106,20 +106,24 @@ def installed_tasks():
     }
 
 
+def config_file(key, name):
+    """The file `name` of config key `key`: an absolute path, or one relative to a config
+    file (the last given first), else to the working directory."""
+    bases = [Path(f).resolve().parent for f in reversed(workflow.configfiles)]
+    candidates = [base / name for base in bases] + [Path.cwd() / name]
+    found = [c for c in candidates if c.is_file()]
+    if not found:
+        tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
+        raise WorkflowError(f"config: {key}: no file {name} (tried {tried})")
+    return found[0].resolve()
+
+
 def plugin_file(name, target):
     """(file, class) of a plugin's `module:Class` or `path/to/file.py:Class`; a relative
     path is looked up next to each config file, then in the working directory."""
     where, _, cls = target.rpartition(":")
     if where.endswith(".py"):
-        bases = [Path(f).resolve().parent for f in reversed(workflow.configfiles)]
-        candidates = [base / where for base in bases] + [Path.cwd() / where]
-        found = [c for c in candidates if c.is_file()]
-        if not found:
-            tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
-            raise WorkflowError(
-                f"config: plugins.{name}: no file {where} (tried {tried})"
-            )
-        return found[0].resolve(), cls
+        return config_file(f"plugins.{name}", where), cls
     sys.path.insert(0, str(Path.cwd()))
     try:
         spec = importlib.util.find_spec(where)
@@ -187,6 +191,32 @@ def describe_plugins(plugins):
     return {d["name"]: d for d in json.loads(done.stdout)}
 
 
+def observation_files(config):
+    """Task -> {observation name (the file's stem): its absolute path}."""
+    files = {}
+    for task, names in config["observations"].items():
+        if task not in config["tasks"]:
+            raise WorkflowError(
+                f"config: observations.{task}: {task!r} is not one of `tasks`"
+            )
+        stems = [Path(name).stem for name in names]
+        repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if repeated:
+            raise WorkflowError(
+                f"config: observations.{task}: several files are named {repeated}"
+                " (their stems name the outputs)"
+            )
+        files[task] = {
+            Path(name).stem: config_file(f"observations.{task}", name) for name in names
+        }
+    budget = config["infer"]["budget"]
+    if files and budget is not None and budget not in config["budgets"]:
+        raise WorkflowError(
+            f"config: infer.budget = {budget} is not one of `budgets` {config['budgets']}"
+        )
+    return files
+
+
 def task_source(wildcards):
     """What the jobs pass as --task: the name, or the plugin's `name=target`."""
     return PLUGINS.get(wildcards.task, (wildcards.task,))[0]
@@ -208,6 +238,7 @@ _spec.loader.exec_module(sourcegraph)
 
 PLUGINS = task_plugins(config)
 PLUGIN_TASKS = describe_plugins(PLUGINS)
+OBSERVATIONS = observation_files(config)
 
 # Every file the rules pass between them, as a pattern defined once; `path` fills some
 # wildcards and leaves the others, e.g. path("split", split="test") -> data/{task}/test.h5.
@@ -221,6 +252,7 @@ PATHS = {
     "coverage": "results/coverage.csv",
     "calibration": "results/calibration.csv",
     "figure": "figures/{stem}.{ext}",
+    "observed": "results/{task}/observed/{observation}/{kind}.csv",
 }
 
 
@@ -246,6 +278,7 @@ wildcard_constraints:
     budget=r"\d+",
     split="|".join(SPLITS),
     block=r"\d+",
+    observation=r"[^/]+",
 
 
 def split_size(split):
@@ -394,6 +427,45 @@ def posterior_outputs():
             figure = report(figure, caption="report/posterior.rst", category="Figures")
         outputs.append(figure)
     return outputs
+
+
+INFER_BUDGET = config["infer"]["budget"] or max(BUDGETS)
+
+
+def observation_input(wildcards):
+    return str(OBSERVATIONS[wildcards.task][wildcards.observation])
+
+
+def observed_outputs():
+    """Figures of the infer rule (wildcards task, observation), the first for the report."""
+    outputs = []
+    for i, ext in enumerate(config["figures"]["formats"]):
+        figure = path("figure", stem="observed_{task}_{observation}", ext=ext)
+        if i == 0:
+            figure = report(
+                figure,
+                caption="report/observed.rst",
+                category="Observed data",
+                subcategory="{task}",
+            )
+        outputs.append(figure)
+    return outputs
+
+
+def observed_files():
+    """The posterior tables and figures of every observation file."""
+    files = []
+    for task, observations in OBSERVATIONS.items():
+        for observation in observations:
+            files += expand(
+                path("observed", task=task, observation=observation),
+                kind=["samples", "intervals"],
+            )
+            files += expand(
+                path("figure", stem=f"observed_{task}_{observation}", ext="{ext}"),
+                ext=config["figures"]["formats"],
+            )
+    return files
 
 
 def history_files():

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -26,6 +27,7 @@ def plugin_config(directory, source="task.py:DampedOscillator", **changes):
     """The tiny oscillator config, written into ``directory`` with its plugin's source."""
     config = yaml.safe_load(TINY.read_text())
     config["plugins"] = {"oscillator": source}
+    config["observations"] = {"oscillator": [str(EXAMPLE / "observed.csv")]}
     config.update(changes)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -80,14 +82,22 @@ def test_the_example_runs_through_the_dag(oscillator_workflow):
     assert ensemble.loc["exact", "log_prior"] == pytest.approx(ensemble.loc["nre", "log_prior"])
     assert 0.5 < ensemble.loc["nre", "log_prior"] < 2.0
     assert ensemble.loc["exact", "log_posterior"] > ensemble.loc["exact", "log_prior"]
-    for figure in ("coverage_oscillator", "calibration_oscillator", "posterior_oscillator", "kl_exact"):
+    for figure in ("coverage_oscillator", "calibration_oscillator", "posterior_oscillator", "kl_exact",
+                   "observed_oscillator_observed"):
         assert (work / "figures" / f"{figure}.png").stat().st_size > 1000
+    # the posterior of the observed data, per method
+    observed = work / "results" / "oscillator" / "observed" / "observed"
+    draws = pd.read_csv(observed / "samples.csv")
+    assert set(draws.method) == {"nre", "bnre"} and len(draws) == 2 * 200
+    assert list(draws.columns[-2:]) == ["omega", "zeta"]
+    intervals = pd.read_csv(observed / "intervals.csv")
+    assert set(intervals.level) == {0.5, 0.9, 0.95} and (intervals.sampler == "grid").all()
 
 
 def test_editing_only_the_embedding_retrains_without_resimulating(oscillator_workflow):
     jobs = jobs_after_edit(oscillator_workflow, "nn.Linear(len(TIMES), 64)", "nn.Linear(len(TIMES), 32)")
     assert jobs == Counter(
-        train=2, evaluate=2, training_figures=1, posterior_figure=1, **DOWNSTREAM
+        train=2, evaluate=2, training_figures=1, posterior_figure=1, infer=1, **DOWNSTREAM
     ), jobs
 
 
@@ -99,7 +109,43 @@ def test_editing_a_docstring_or_a_comment_reruns_nothing(oscillator_workflow):
 def test_editing_the_simulator_resimulates(oscillator_workflow):
     jobs = jobs_after_edit(oscillator_workflow, "NOISE = 0.3", "NOISE = 0.25")
     assert jobs["merge_blocks"] == 3 and jobs["simulate_block"] == 3
-    assert jobs["train"] == 2 and jobs["evaluate_exact"] == 1
+    assert jobs["train"] == 2 and jobs["evaluate_exact"] == 1 and jobs["infer"] == 1
+
+
+def test_a_new_observation_file_adds_only_its_posterior(oscillator_workflow, tmp_path):
+    work, config, _ = oscillator_workflow
+    extra = tmp_path / "second.npy"
+    np.save(extra, np.zeros(10))
+    changed = yaml.safe_load(config.read_text())
+    changed["observations"]["oscillator"].append(str(extra))
+    path = config.parent / "config_more.yaml"  # next to the plugin, which it names relatively
+    path.write_text(yaml.safe_dump(changed))
+    try:
+        assert planned(path, work) == Counter(infer=1, all=1)
+    finally:
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    "observations, message",
+    [
+        ({"slcp": ["a.npy"]}, r"observations\.slcp: 'slcp' is not one of `tasks`"),
+        ({"oscillator": ["nowhere.npy"]}, r"observations\.oscillator: no file nowhere\.npy"),
+        ({"oscillator": ["a.npy", "sub/a.npy"]}, r"several files are named \['a'\]"),
+    ],
+)
+def test_bad_observations_stop_the_run_before_any_job(tmp_path, observations, message):
+    np.save(tmp_path / "a.npy", np.zeros(10))
+    (tmp_path / "sub").mkdir()
+    np.save(tmp_path / "sub" / "a.npy", np.zeros(10))
+    shutil.copy(EXAMPLE / "task.py", tmp_path / "task.py")
+    config = plugin_config(tmp_path, observations=observations)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--dry-run", "--directory",
+         str(tmp_path / "work"), "--configfile", str(config)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and re.search(message, result.stdout + result.stderr), result.stdout + result.stderr
 
 
 def test_the_example_config_plans_its_study_from_anywhere(tmp_path):

@@ -242,6 +242,49 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
     log(f"posterior example -> {args.output}")
 
 
+def cmd_infer(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import figures
+    from .coverage import grid_bins
+    from .devices import pick_device
+    from .infer import interval_table, observation_names, posterior, read_observations, sample_table
+    from .io import atomic_path
+    from .train import load_ensemble
+
+    loaded = [load_ensemble(path, task=args.task) for path in args.model]
+    task = loaded[0][0]
+    others = {meta["task"] for _, _, meta in loaded} - {task.name}
+    if others:
+        raise ValueError(f"the models are of several tasks: {', '.join(sorted({task.name, *others}))}")
+    x = read_observations(args.observation, task)
+    names = observation_names(args.observation, len(x))
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
+    device = str(pick_device(args.device))
+    samples, intervals, first = [], [], {}
+    for (_, members, meta), path in zip(loaded, args.model):
+        method = meta["config"].get("name") or meta["config"]["method"]
+        if method in first:
+            raise ValueError(f"two models of method {method!r}: {path}")
+        result = posterior(task, members, x, args.samples, bins, seed=args.seed, device=device)
+        keys = dict(task=task.name, method=method, budget=meta["budget"])
+        for table, out in ((sample_table(task, result, names), samples), (interval_table(task, result, names), intervals)):
+            for i, (k, v) in enumerate(keys.items()):
+                table.insert(i, k, v)
+            out.append(table)
+        first[method] = result.samples[0]
+        log(f"{method}: {len(x)} observation(s) of {args.observation}, {args.samples} draws each ({result.sampler})")
+    for tables, path in ((samples, args.samples_output), (intervals, args.intervals_output)):
+        with atomic_path(path) as tmp:
+            pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)
+    if args.figure:
+        title = f"{task.name}: {names[0]}"
+        figures.corner(first, task.lower, task.upper, task.labels, title, args.figure, tuple(args.formats))
+    log(f"posterior draws -> {args.samples_output}, intervals -> {args.intervals_output}")
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     from .tasks import TASKS, entry_points, get_task
     from .tasks.plugins import origin
@@ -376,6 +419,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
     s.set_defaults(run=cmd_posterior_figure)
+
+    s = sub.add_parser("infer", help="posterior draws and credible intervals of observed data, per model file")
+    s.add_argument("--model", required=True, nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
+    s.add_argument("--observation", required=True, help=".npy, .csv (one flattened observation per row) or HDF5 with x")
+    s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
+    s.add_argument("--samples", type=int, default=10000, help="posterior draws per observation and model")
+    s.add_argument("--bins", type=int, default=90, help="grid bins per dimension (up to 3 parameters; MCMC beyond)")
+    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    s.add_argument("--samples-output", required=True, help="tidy CSV of the draws")
+    s.add_argument("--intervals-output", required=True, help="tidy CSV of the 50/90/95%% marginal central intervals")
+    s.add_argument("--figure", help="corner plot of the file's first observation (path without extension)")
+    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.set_defaults(run=cmd_infer)
 
     s = sub.add_parser("tasks", help="list the tasks, or load and check the given ones (JSON)")
     s.add_argument("sources", nargs="*", metavar="TASK", help=TASK_HELP)

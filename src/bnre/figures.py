@@ -286,3 +286,64 @@ def posterior_example(
     fig.suptitle(title)
     axes[0, -1].legend(loc="upper right", fontsize=7)
     return _save(fig, stem, formats)
+
+
+def _smooth(hist: np.ndarray) -> np.ndarray:
+    """A 2-D histogram smoothed by the separable kernel (1, 2, 1) / 4 along each axis."""
+    for axis in (0, 1):
+        padded = np.pad(hist, [(1, 1) if a == axis else (0, 0) for a in (0, 1)])
+        lo, mid, hi = (np.take(padded, np.arange(k, k + hist.shape[axis]), axis=axis) for k in range(3))
+        hist = (lo + 2 * mid + hi) / 4
+    return hist
+
+
+def _mass_levels(hist: np.ndarray, masses: tuple[float, ...]) -> list[float]:
+    """Histogram heights whose superlevel sets hold ``masses`` of the total, increasing."""
+    flat = np.sort(hist.ravel())[::-1]
+    cumulative = np.cumsum(flat) / flat.sum()
+    levels = sorted({float(flat[min(np.searchsorted(cumulative, m), len(flat) - 1)]) for m in masses})
+    return levels if len(levels) > 1 or levels[0] > 0 else [levels[0] + 1e-12]
+
+
+def corner(
+    samples: dict[str, np.ndarray],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    labels: tuple[str, ...],
+    title: str,
+    stem: str | os.PathLike,
+    formats: tuple[str, ...],
+    bins: int = 30,
+) -> list[Path]:
+    """Corner plot of posterior draws (S, D) per method, overlaid: 1-D marginal densities on
+    the diagonal, the 50% and 90% highest-density regions of each 2-D marginal below."""
+    methods = ordered_methods(samples)
+    palette = colours(methods)
+    dim = len(lower)
+    fig, axes = plt.subplots(dim, dim, figsize=(2.2 * dim + 1, 2.2 * dim + 0.6), squeeze=False, layout="constrained")
+    edges = [np.linspace(lower[d], upper[d], bins + 1) for d in range(dim)]
+    for i in range(dim):
+        for j in range(dim):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            for method in methods:
+                draws = samples[method]
+                if i == j:
+                    ax.hist(draws[:, i], bins=edges[i], density=True, histtype="step", color=palette[method], label=label(method))
+                else:
+                    hist, _, _ = np.histogram2d(draws[:, j], draws[:, i], bins=[edges[j], edges[i]])
+                    hist = _smooth(hist)
+                    centres = [(e[1:] + e[:-1]) / 2 for e in (edges[j], edges[i])]
+                    ax.contour(*centres, hist.T, levels=_mass_levels(hist, (0.9, 0.5)), colors=palette[method], linewidths=1)
+            ax.set_xlim(lower[j], upper[j])
+            if i != j:
+                ax.set_ylim(lower[i], upper[i])
+            else:
+                ax.set_yticks([])
+            ax.set_xlabel(labels[j] if i == dim - 1 else "")
+            ax.set_ylabel(labels[i] if j == 0 and i > 0 else "")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title)
+    return _save(fig, stem, formats)

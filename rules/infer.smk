@@ -1,0 +1,40 @@
+rule infer:
+    input:
+        models=lambda wildcards: expand(
+            path("model"),
+            task=wildcards.task,
+            method=METHODS,
+            budget=INFER_BUDGET,
+        ),
+        observation=observation_input,
+    output:
+        observed_outputs(),
+        samples=path("observed", kind="samples"),
+        intervals=path("observed", kind="intervals"),
+    log:
+        "logs/infer/{task}/{observation}.log",
+    benchmark:
+        "logs/benchmarks/infer/{task}/{observation}.tsv"
+    conda:
+        "../envs/infer.yaml"
+    threads: job_threads("infer")
+    resources:
+        runtime=job_runtime("infer"),
+        mem_mb=job_mem_mb("infer"),
+        gpu=job_gpus("infer"),
+    params:
+        code=package_code("infer"),
+        task=task_source,
+        samples=config["infer"]["samples"],
+        seed=config["infer"]["seed"],
+        bins=config["evaluate"]["bins"],
+        max_cells=config["evaluate"]["max_cells"],
+        formats=" ".join(config["figures"]["formats"]),
+    shell:
+        "python -m bnre --threads {threads} infer --task {params.task:q}"
+        " --model {input.models} --observation {input.observation:q}"
+        " --samples {params.samples} --seed {params.seed} --bins {params.bins}"
+        " --max-cells {params.max_cells} --samples-output {output.samples}"
+        " --intervals-output {output.intervals}"
+        " --figure figures/observed_{wildcards.task}_{wildcards.observation}"
+        " --formats {params.formats} > {log} 2>&1"
