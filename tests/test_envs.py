@@ -215,7 +215,7 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
                     "--calibration", results / "calibration.csv", "--outdir", tmp / "figures", "--formats", "png"],
         "training_figures": ["training-figures", "--outdir", tmp / "figures",
                              *sorted(workdir.glob("models/*/*/*.history.csv")), "--formats", "png"],
-        "infer": ["infer", "--model", *sorted(workdir.glob("models/gaussian/*/*.pt")), "--observation", data / "test.h5",
+        "infer": ["infer", "--model", *sorted(workdir.glob("models/gaussian/*/512.pt")), "--observation", data / "test.h5",
                   "--samples", 10, "--bins", 10, "--samples-output", tmp / "samples.csv",
                   "--intervals-output", tmp / "intervals.csv", "--figure", tmp / "corner", "--formats", "png"],
         "posterior_figure": ["posterior-figure", "--test", data / "test.h5", "--bins", 10, "--output",
