@@ -223,8 +223,11 @@ def task_source(wildcards):
 
 
 # Every job runs the package from this checkout (src/ next to the Snakefile), also inside
-# conda environments, which then only need the package's dependencies.
-SRC = Path(workflow.basedir) / "src"
+# conda environments, which then only need the package's dependencies. The checkout is
+# found from this file, not from the main Snakefile, so that another project can use the
+# workflow as a module (`module bnre: snakefile: ...`).
+ROOT = Path(str(workflow.current_basedir)).parent
+SRC = ROOT / "src"
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}; ")
 
 # The package modules each stage runs, by static analysis of src/bnre (standard library
