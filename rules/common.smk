@@ -172,6 +172,21 @@ def task_plugins(config):
     return plugins
 
 
+def check_task_overrides(config, plugins):
+    """Refuse per-task overrides (`train.tasks`, `resources.<rule>.tasks`) of unknown tasks."""
+    known = set(BUILTIN_TASKS) | set(config["plugins"]) | set(plugins) | set(installed_tasks())
+    overrides = {"train.tasks": config["train"]["tasks"]}
+    for rule, settings in config["resources"].items():
+        overrides[f"resources.{rule}.tasks"] = settings["tasks"]
+    for key, tasks in overrides.items():
+        unknown = sorted(set(tasks) - known)
+        if unknown:
+            raise WorkflowError(
+                f"config: {key}: {unknown} are not tasks (built-in: "
+                f"{', '.join(BUILTIN_TASKS)}; plugins: {', '.join(sorted(known - set(BUILTIN_TASKS))) or 'none'})"
+            )
+
+
 def describe_plugins(plugins):
     """Load and check each plugin task in a subprocess (`python -m bnre tasks`), so that
     a plugin that does not import or is not a task stops the run before any job; the
@@ -240,6 +255,7 @@ sys.modules[_spec.name] = sourcegraph
 _spec.loader.exec_module(sourcegraph)
 
 PLUGINS = task_plugins(config)
+check_task_overrides(config, PLUGINS)
 PLUGIN_TASKS = describe_plugins(PLUGINS)
 OBSERVATIONS = observation_files(config)
 

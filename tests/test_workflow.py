@@ -38,11 +38,25 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def expected_jobs(config: dict) -> dict[str, int]:
+def plugin_tractable(config: dict, directory: Path | None) -> set[str]:
+    """The config's plugin tasks (paths relative to ``directory``) that give their likelihood."""
+    from bnre.tasks import get_task
+
+    tractable = set()
+    for name, source in config.get("plugins", {}).items():
+        where, _, cls = source.rpartition(":")
+        if where.endswith(".py"):
+            source = f"{(directory or ROOT) / where}:{cls}"
+        if get_task(f"{name}={source}").tractable:
+            tractable.add(name)
+    return tractable
+
+
+def expected_jobs(config: dict, directory: Path | None = None) -> dict[str, int]:
     sim = config["simulation"]
     blocks = sum(math.ceil(sim[s] / sim["block_size"]) for s in ("train", "val", "test"))
     models = len(config["tasks"]) * len(config.get("methods", ["nre", "bnre"])) * len(config["budgets"])
-    tractable = [task for task in config["tasks"] if task in TRACTABLE]
+    tractable = [task for task in config["tasks"] if task in TRACTABLE | plugin_tractable(config, directory)]
     jobs = {
         "simulate_block": len(config["tasks"]) * blocks,
         "merge_blocks": len(config["tasks"]) * 3,
@@ -55,6 +69,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "figures": 1,
         "training_figures": 1,
         "posterior_figure": len(config["tasks"]),
+        "infer": sum(len(files) for files in config.get("observations", {}).values()),
         "all": 1,
     }
     return {rule: count for rule, count in jobs.items() if count}
@@ -83,7 +98,7 @@ def test_dry_run_of_paper_config(tmp_path):
         ({"budgets": [-5]}, "-5 is less than the minimum of 2"),
         ({"budgets": [10.5]}, "10.5 is not of type 'integer'"),
         ({"budgets": [1 << 20]}, "budgets [1048576] exceed simulation.train"),
-        ({"tasks": ["weinberg2"]}, "'weinberg2' is not one of"),
+        ({"tasks": ["weinberg2"]}, ("config: task 'weinberg2' is neither built-in", "nor under `plugins:`")),
         ({"methods": ["snre"]}, "methods ['snre'] are neither methods (nre, bnre) nor variants"),
         ({"variants": {"bnre_x": {"base": "snre"}}}, ("'snre' is not one of", "On instance['variants']['bnre_x']['base']")),
         ({"variants": {"bnre": {"base": "bnre"}}}, "should not be valid under {'enum': ['nre', 'bnre', 'exact']}"),
@@ -98,7 +113,7 @@ def test_dry_run_of_paper_config(tmp_path):
         ({"train": {"epochs": "many"}}, "'many' is not of type 'integer'"),
         ({"resources": {"trian": {"gpu": 1}}}, "Additional properties are not allowed ('trian' was unexpected)"),
         ({"resources": {"train": {"gpu": -1}}}, "-1 is less than the minimum of 0"),
-        ({"resources": {"train": {"tasks": {"foo": {"gpu": 1}}}}}, "'foo' is not one of"),
+        ({"resources": {"train": {"tasks": {"foo": {"gpu": 1}}}}}, "config: resources.train.tasks: ['foo'] are not tasks"),
         ({"resources": {"train": {"tasks": {"slcp": {"memory": 3}}}}}, "('memory' was unexpected)"),
         # the schema's $defs/train_override checks the overrides (and names where the error is)
         ({"train": {"tasks": {"slcp": {"shuffle_blok": 8}}}},
@@ -107,7 +122,7 @@ def test_dry_run_of_paper_config(tmp_path):
          ("0 is less than the minimum of 1", "On instance['train']['tasks']['slcp']['shuffle_block']")),
         ({"train": {"tasks": {"slcp": {"tasks": {}}}}}, "('tasks' was unexpected)"),
         ({"train": {"batch_size": 1}}, "1 is less than the minimum of 2"),
-        ({"train": {"tasks": {"slpc": {"lambda": 1}}}}, "'slpc' is not one of"),
+        ({"train": {"tasks": {"slpc": {"lambda": 1}}}}, "config: train.tasks: ['slpc'] are not tasks (built-in:"),
     ],
 )
 def test_bad_config_is_refused_before_any_job(tmp_path, override, message):
@@ -202,7 +217,7 @@ def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tm
 
 CONFIGS = sorted((ROOT / "tests" / "config").glob("*.yaml")) + [
     p for p in sorted((ROOT / "config").glob("*.yaml")) if p.name != "schema.yaml"
-]
+] + sorted((ROOT / "examples").glob("*/config.yaml"))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -211,7 +226,7 @@ def test_every_config_builds_its_dag(config, tmp_path):
         pytest.skip("lalsuite not installed (the gw extra)")
     result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", config)
     counts = job_counts(result.stdout)
-    assert counts == {**expected_jobs(yaml.safe_load(config.read_text())), "total": counts["total"]}
+    assert counts == {**expected_jobs(yaml.safe_load(config.read_text()), config.parent), "total": counts["total"]}
 
 
 def test_every_other_task_runs_through_the_dag(tmp_path):
