@@ -174,7 +174,12 @@ def task_plugins(config):
 
 def check_task_overrides(config, plugins):
     """Refuse per-task overrides (`train.tasks`, `resources.<rule>.tasks`) of unknown tasks."""
-    known = set(BUILTIN_TASKS) | set(config["plugins"]) | set(plugins) | set(installed_tasks())
+    known = (
+        set(BUILTIN_TASKS)
+        | set(config["plugins"])
+        | set(plugins)
+        | set(installed_tasks())
+    )
     overrides = {"train.tasks": config["train"]["tasks"]}
     for rule, settings in config["resources"].items():
         overrides[f"resources.{rule}.tasks"] = settings["tasks"]
