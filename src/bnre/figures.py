@@ -316,11 +316,16 @@ def corner(
     bins: int = 30,
 ) -> list[Path]:
     """Corner plot of posterior draws (S, D) per method, overlaid: 1-D marginal densities on
-    the diagonal, the 50% and 90% highest-density regions of each 2-D marginal below."""
+    the diagonal, the 50% and 90% highest-density regions of each 2-D marginal below. The
+    axes span the draws' 0.1–99.9% quantiles of all methods (padded by 10%, within the box)."""
     methods = ordered_methods(samples)
     palette = colours(methods)
     dim = len(lower)
     fig, axes = plt.subplots(dim, dim, figsize=(2.2 * dim + 1, 2.2 * dim + 0.6), squeeze=False, layout="constrained")
+    everything = np.concatenate([samples[m] for m in methods])
+    low, high = np.quantile(everything, [0.001, 0.999], axis=0)
+    pad = 0.1 * np.maximum(high - low, 1e-9 * (upper - lower))
+    lower, upper = np.maximum(low - pad, lower), np.minimum(high + pad, upper)
     edges = [np.linspace(lower[d], upper[d], bins + 1) for d in range(dim)]
     for i in range(dim):
         for j in range(dim):
