@@ -4,8 +4,6 @@ broken plugin gets before any job runs."""
 
 import re
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_incremental import DOWNSTREAM, snakemake
+from test_incremental import DOWNSTREAM
+from test_workflow import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "oscillator"
@@ -49,13 +48,8 @@ def oscillator_workflow(tmp_path_factory):
 
 def planned(config, work=None, cwd=ROOT):
     """The rules of the jobs a dry-run of ``config`` alone plans, counted."""
-    where = ["--directory", str(work)] if work else []
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--dry-run", *where,
-         "--configfile", str(config)],
-        cwd=cwd, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    where = ["--directory", work] if work else []
+    result = snakemake("--dry-run", *where, "--configfile", config, cwd=cwd)
     jobs = Counter(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.M))
     assert jobs or "Nothing to be done" in result.stdout, result.stdout
     return jobs
@@ -140,11 +134,7 @@ def test_bad_observations_stop_the_run_before_any_job(tmp_path, observations, me
     np.save(tmp_path / "sub" / "a.npy", np.zeros(10))
     shutil.copy(EXAMPLE / "task.py", tmp_path / "task.py")
     config = plugin_config(tmp_path, observations=observations)
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--dry-run", "--directory",
-         str(tmp_path / "work"), "--configfile", str(config)],
-        cwd=ROOT, capture_output=True, text=True,
-    )
+    result = snakemake("--dry-run", "--directory", tmp_path / "work", "--configfile", config, check=False)
     assert result.returncode != 0 and re.search(message, result.stdout + result.stderr), result.stdout + result.stderr
 
 
@@ -175,11 +165,7 @@ def test_a_broken_plugin_stops_the_run_before_any_job(tmp_path, case):
     else:
         config = plugin_config(tmp_path, source)
     work = tmp_path / "work"
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "1",
-         "--directory", str(work), "--configfile", str(config)],
-        cwd=ROOT, capture_output=True, text=True,
-    )
+    result = snakemake("--cores", "1", "--directory", work, "--configfile", config, check=False)
     assert result.returncode != 0
     assert re.search(message, result.stdout + result.stderr), result.stdout + result.stderr
     assert not (work / "data").exists() and not (work / "logs").exists()

@@ -89,13 +89,19 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise SystemExit(143) from None
 
 
+def _keyed(table, keys: dict):
+    """The table with the ``keys`` columns inserted first (in place)."""
+    for i, (k, v) in enumerate(keys.items()):
+        table.insert(i, k, v)
+    return table
+
+
 def _write_tables(tables, paths, keys: dict) -> None:
     """Each table with the ``keys`` columns first, written atomically to its path."""
     from .io import atomic_path
 
     for table, path in zip(tables, paths):
-        for i, (k, v) in enumerate(keys.items()):
-            table.insert(i, k, v)
+        _keyed(table, keys)
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
 
@@ -249,7 +255,6 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from .coverage import grid_bins
     from .devices import pick_device
     from .infer import interval_table, observation_names, posterior, read_observations, sample_table
-    from .io import atomic_path
     from .train import load_ensemble
 
     loaded = [load_ensemble(path, task=args.task) for path in args.model]
@@ -270,15 +275,14 @@ def cmd_infer(args: argparse.Namespace) -> None:
             raise ValueError(f"two models of method {method!r}: {path}")
         result = posterior(task, members, x, args.samples, bins, seed=args.seed, device=device)
         keys = dict(task=task.name, method=method, budget=meta["budget"])
-        for table, out in ((sample_table(task, result, names), samples), (interval_table(task, result, names), intervals)):
-            for i, (k, v) in enumerate(keys.items()):
-                table.insert(i, k, v)
-            out.append(table)
+        samples.append(_keyed(sample_table(task, result, names), keys))
+        intervals.append(_keyed(interval_table(task, result, names), keys))
         first[method] = result.samples[0]
         log(f"{method}: {len(x)} observation(s) of {args.observation}, {args.samples} draws each ({result.sampler})")
-    for tables, path in ((samples, args.samples_output), (intervals, args.intervals_output)):
-        with atomic_path(path) as tmp:
-            pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)
+    _write_tables(
+        [pd.concat(samples, ignore_index=True), pd.concat(intervals, ignore_index=True)],
+        (args.samples_output, args.intervals_output), {},
+    )
     if args.figure:
         title = f"{task.name}: {names[0]}"
         figures.corner(first, task.lower, task.upper, task.labels, title, args.figure, tuple(args.formats))
