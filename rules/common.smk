@@ -21,7 +21,34 @@ validate(config, schema="../config/schema.yaml")
 
 
 # The methods of the package (bnre.methods.METHODS; a test keeps the schema's list equal).
-BASE_METHODS = ("nre", "bnre")
+BASE_METHODS = ("nre", "bnre", "cnre", "bnre_c", "npe", "bnpe")
+
+# The training options that only some methods use (config keys; bnre.methods.Method.options,
+# which a test keeps equal): a variant of another method may not set them, and they are
+# left out of (or neutral in) the options of the methods that ignore them, so that changing
+# one re-runs only the methods that use it.
+_RATIO = {"nre", "bnre", "cnre", "bnre_c"}
+_BALANCED = {"bnre", "bnre_c", "bnpe"}
+_CONTRASTIVE = {"cnre", "bnre_c"}
+_FLOWS = {"npe", "bnpe"}
+METHOD_OPTIONS = {
+    "lambda": _BALANCED,
+    "lambda_warmup": _BALANCED,
+    "penalty": _BALANCED,
+    "bce": {"nre", "bnre"},
+    "marginals": {"nre", "bnre", "bnpe"},
+    "hidden": _RATIO,
+    "activation": _RATIO,
+    "gamma": _CONTRASTIVE,
+    "cardinality": _CONTRASTIVE,
+    "flow": _FLOWS,
+    "flow_transforms": _FLOWS,
+    "flow_hidden": _FLOWS,
+    "flow_bins": _FLOWS,
+}
+# Neutral values of the balancing options where a method has no penalty (as NRE's options
+# always had); the other method-specific options are dropped (the package's defaults).
+NEUTRAL_OPTIONS = {"lambda": 0.0, "lambda_warmup": 0, "penalty": "squared"}
 
 
 def check_config(config):
@@ -353,21 +380,58 @@ def task_train_options(task, method=None):
     return options
 
 
+def check_method_options(config):
+    """Refuse, naming the key, options of another method in a variant, and contrastive
+    batches too small for their sets."""
+    for name, variant in config["variants"].items():
+        base = variant["base"]
+        wrong = sorted(
+            k
+            for k in variant.get("train", {})
+            if base not in METHOD_OPTIONS.get(k, BASE_METHODS)
+        )
+        if wrong:
+            uses = "; ".join(
+                f"{k} is an option of {', '.join(sorted(METHOD_OPTIONS[k]))} only"
+                for k in wrong
+            )
+            raise WorkflowError(
+                f"config: variants.{name}.train sets {', '.join(wrong)}, which its "
+                f"base method {base} does not use ({uses})"
+            )
+    for method in config["methods"]:
+        base = method_base(method)
+        if base in _CONTRASTIVE:
+            for task in config["tasks"]:
+                options = task_train_options(task, method)
+                if options["batch_size"] < 2 * options["cardinality"]:
+                    raise WorkflowError(
+                        f"config: method {method} on task {task}: batch_size "
+                        f"{options['batch_size']} is below 2 * cardinality "
+                        f"({2 * options['cardinality']}); a contrastive batch needs a "
+                        "joint and a marginal set for each observation"
+                    )
+
+
+check_method_options(config)
+
+
 def train_options(wildcards):
     """The options that define the model, as the JSON TrainConfig reads (tracked params)."""
     options = task_train_options(wildcards.task, wildcards.method)
     for key in EXECUTION_OPTIONS:
         del options[key]
+    base = method_base(wildcards.method)
+    for key, methods in METHOD_OPTIONS.items():  # options the method ignores
+        if base not in methods:
+            if key in NEUTRAL_OPTIONS:
+                options[key] = NEUTRAL_OPTIONS[key]
+            else:
+                del options[key]
     options["lmbda"] = options.pop("lambda")
-    if (
-        method_base(wildcards.method) == "nre"
-    ):  # no balancing penalty: λ, its warm-up and
-        options.update(
-            lmbda=0.0, lambda_warmup=0, penalty="squared"
-        )  # form cannot change NRE
     options["replicates"] = config["replicates"]
     options["seed"] = config["seed"]
-    options["method"] = method_base(wildcards.method)
+    options["method"] = base
     options["name"] = wildcards.method
     return json.dumps(options, sort_keys=True)
 

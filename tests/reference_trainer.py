@@ -16,7 +16,7 @@ from torch import Tensor
 from bnre.config import TrainConfig
 from bnre.data import Pairs
 from bnre.methods import Method, get_method
-from bnre.losses import Logits, balancing
+from bnre.losses import balancing
 from bnre.sampling import epoch_order, marginal_permutations, member_seed, member_subset, position_blocks
 from bnre.tasks import Task
 
@@ -26,14 +26,13 @@ def validate(method: Method, estimator, theta: Tensor, x: Tensor, config: TrainC
     """Objective and balancing value over the validation set: on the whole set, or the mean
     of the objective over its batches (``validation_loss="batches"``)."""
     estimator.eval()
-    logits = estimator(theta, x, method.validation_partners(theta))
+    logits = method.validation_logits(estimator, theta, x, method.validation_partners(theta))
     estimator.train()
     value = float(balancing(logits.joint, logits.marginal))
     if config.validation_loss == "set":
         return float(method.loss(logits)), value
     b = config.batch_size
-    losses = [float(method.loss(Logits(logits.joint[a : a + b], logits.marginal[a : a + b])))
-              for a in range(0, len(theta), b) if len(theta) - a >= 2]
+    losses = [float(method.loss(logits.map(lambda t: t[a : a + b]))) for a in range(0, len(theta), b) if len(theta) - a >= 2]
     return sum(losses) / len(losses), value
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bnre.config import CHOICES, EXECUTION_OPTIONS, TrainConfig
-from bnre.methods import METHODS
+from bnre.methods import METHOD_OPTIONS, METHODS
 from bnre.nn import ACTIVATIONS
 from bnre.tasks import TASKS
 
@@ -41,6 +41,21 @@ def test_schema_enums_are_the_package_registries():
     for key, choices in CHOICES.items():
         assert OPTIONS[key]["enum"] == list(choices), key
         assert DEFAULTS[key] == choices[0], key
+
+
+def test_the_workflow_s_method_options_are_the_package_s():
+    """rules/common.smk's METHOD_OPTIONS (which options each method uses) is what the
+    methods declare (bnre.methods.Method.options), and BASE_METHODS is the registry."""
+    text = (ROOT / "rules" / "common.smk").read_text()
+    base = re.search(r"^BASE_METHODS = (\(.*?\))$", text, re.M | re.S)
+    assert base and list(eval(base.group(1))) == list(METHODS)
+    block = re.search(r"^(_RATIO = .*?^})$", text, re.M | re.S)
+    scope: dict = {}
+    exec(block.group(1), scope)
+    workflow = {FIELD.get(k, k): v for k, v in scope["METHOD_OPTIONS"].items()}
+    assert set(workflow) == set(METHOD_OPTIONS)
+    for name, method in METHODS.items():
+        assert {k for k, users in workflow.items() if name in users} == set(method.options), name
 
 
 def test_schema_options_and_defaults_are_trainconfig_s():

@@ -5,15 +5,124 @@ import torch
 
 from bnre.config import TrainConfig
 from bnre.losses import Logits, bnre_loss, nre_loss
-from bnre.methods import BNRE, METHODS, NRE, build_estimator, get_method
+from bnre.methods import (BCNRE, BNPE, BNRE, CNRE, METHOD_OPTIONS, METHODS, NPE, NRE, build_estimator,
+                          build_posterior_estimator, get_method)
 from bnre.tasks import get_task
+from bnre.tasks.priors import TruncatedNormal
 
 
 def test_registry_and_configured_methods():
-    assert METHODS == {"nre": NRE, "bnre": BNRE}
+    assert METHODS == {"nre": NRE, "bnre": BNRE, "cnre": CNRE, "bnre_c": BCNRE, "npe": NPE, "bnpe": BNPE}
     assert isinstance(get_method(TrainConfig(method="nre")), NRE)
-    with pytest.raises(ValueError, match="unknown method 'npe'"):
-        get_method(type("Config", (), {"method": "npe"})())
+    with pytest.raises(ValueError, match="unknown method 'snpe'"):
+        get_method(type("Config", (), {"method": "snpe"})())
+    with pytest.raises(ValueError, match="unknown method 'snpe'"):
+        TrainConfig(method="snpe")
+    for method in METHODS.values():
+        assert method.options <= METHOD_OPTIONS, method.name
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("gamma", 0.0, "gamma must be > 0"),
+    ("cardinality", 0, "cardinality must be >= 1"),
+    ("cardinality", 65, r"batch_size \(128\) must be at least 2 \* cardinality \(130\)"),
+    ("flow", "realnvp", "flow must be one of"),
+    ("flow_transforms", 0, "flow_transforms must be >= 1"),
+    ("flow_hidden", [], "flow_hidden must be a non-empty list"),
+    ("flow_bins", 1, "flow_bins must be >= 2"),
+])
+def test_out_of_range_options_of_the_new_methods_are_refused(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(method="bnre_c", **{key: value})
+
+
+def _ratio_and_batch(seed=0, n=12):
+    task = get_task("slcp")
+    torch.manual_seed(seed)
+    estimator = build_estimator(task, [16, 16], "SELU")
+    generator = torch.Generator().manual_seed(seed)
+    theta = torch.rand(n, 2, generator=generator) * 6 - 3
+    x = torch.randn(n, 8, generator=generator)
+    return estimator, theta, x
+
+
+@pytest.mark.parametrize("cardinality, gamma", [(1, 1.0), (2, 1.0), (3, 2.5), (6, 0.5)])
+def test_contrastive_losses_equal_lampe(cardinality, gamma):
+    """NRE-C and BNRE-C on a real estimator and batch: lampe 0.9's CNRELoss and BCNRELoss."""
+    import lampe  # the peer implementation, part of the test extra
+
+    estimator, theta, x = _ratio_and_batch()
+    config = dict(cardinality=cardinality, gamma=gamma, lmbda=37.0, batch_size=12)
+    cnre, bcnre = get_method(TrainConfig(method="cnre", **config)), get_method(TrainConfig(method="bnre_c", **config))
+    ours = cnre.loss(cnre.logits(estimator, theta, x))
+    peer = lampe.inference.CNRELoss(estimator, cardinality=cardinality, gamma=gamma)(theta, x)
+    assert ours.item() == pytest.approx(peer.item(), rel=1e-5)
+    ours = bcnre.loss(bcnre.logits(estimator, theta, x))
+    peer = lampe.inference.BCNRELoss(estimator, cardinality=cardinality, gamma=gamma, lmbda=37.0)(theta, x)
+    assert ours.item() == pytest.approx(peer.item(), rel=1e-5)
+    assert ours.item() > cnre.loss(cnre.logits(estimator, theta, x)).item()  # the penalty is there
+
+
+def test_contrastive_with_one_parameter_per_set_is_nre():
+    estimator, theta, x = _ratio_and_batch()
+    nre, cnre = get_method(TrainConfig(method="nre")), get_method(TrainConfig(method="cnre", cardinality=1))
+    assert torch.allclose(cnre.loss(cnre.logits(estimator, theta, x)), nre.loss(nre.logits(estimator, theta, x)))
+    with pytest.raises(ValueError, match="batches of at least 6"):
+        get_method(TrainConfig(method="cnre", cardinality=3)).logits(estimator, theta[:5], x[:5])
+
+
+def _posterior_estimator(prior=None):
+    """A posterior estimator of SLCP's shape, optionally on a non-uniform prior."""
+    task = get_task("slcp")
+    if prior is not None:
+        task.prior = prior
+    torch.manual_seed(0)
+    return build_posterior_estimator(task, TrainConfig(method="npe", flow_transforms=2, flow_hidden=[16, 16]))
+
+
+def _log_q(estimator, theta, x):
+    """log q(theta | x) from the flow itself: zuko's density of the rescaled theta, minus the
+    log-Jacobian of the rescaling."""
+    z = (theta - estimator.theta_shift) / estimator.theta_scale
+    return estimator.flow(estimator.embed(x)).log_prob(z) - estimator.theta_scale.log().sum()
+
+
+PRIORS = [None, TruncatedNormal([0.5, -1.0], [1.0, 2.0], [-3.0, -3.0], [3.0, 3.0])]
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=["uniform", "truncated-normal"])
+def test_npe_loss_is_the_negative_log_likelihood(prior):
+    import lampe
+
+    estimator, (_, theta, x) = _posterior_estimator(prior), _ratio_and_batch()
+    npe = get_method(TrainConfig(method="npe"))
+    logits = npe.logits(estimator, theta, x)
+    expected = -_log_q(estimator, theta, x).mean()
+    assert npe.loss(logits).item() == pytest.approx(expected.item(), rel=1e-6)
+
+    class LogQ(torch.nn.Module):  # lampe's NPELoss on the same density
+        def forward(self, theta, x):
+            return _log_q(estimator, theta, x)
+
+    assert npe.loss(logits).item() == pytest.approx(lampe.inference.NPELoss(LogQ())(theta, x).item(), rel=1e-6)
+    # the implied classifier's logit: log q - log p
+    log_p = estimator.prior.log_prob(theta)
+    assert torch.allclose(logits.joint, _log_q(estimator, theta, x) - log_p, atol=1e-5)
+    assert npe.penalty(logits).item() == 0.0
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=["uniform", "truncated-normal"])
+def test_bnpe_penalty_is_the_balancing_violation_of_the_implied_classifier(prior):
+    estimator, (_, theta, x) = _posterior_estimator(prior), _ratio_and_batch()
+    bnpe = get_method(TrainConfig(method="bnpe", lmbda=11.0))
+    logits = bnpe.logits(estimator, theta, x)
+    partners = torch.roll(theta, 1, dims=0)
+    d_joint = torch.sigmoid(_log_q(estimator, theta, x) - estimator.prior.log_prob(theta))
+    d_marginal = torch.sigmoid(_log_q(estimator, partners, x) - estimator.prior.log_prob(partners))
+    violation = d_joint.mean() + d_marginal.mean() - 1
+    assert bnpe.penalty(logits).item() == pytest.approx(11.0 * violation.item() ** 2, rel=1e-4)
+    nll = -_log_q(estimator, theta, x).mean()
+    assert bnpe.loss(logits).item() == pytest.approx(nll.item() + 11.0 * violation.item() ** 2, rel=1e-5)
 
 
 def test_losses_are_the_objectives_of_bnre_losses():
@@ -21,8 +130,8 @@ def test_losses_are_the_objectives_of_bnre_losses():
     logits = Logits(torch.randn(3, 50, generator=generator), torch.randn(3, 50, generator=generator))
     bnre = get_method(TrainConfig(method="bnre", lmbda=7.0, bce="sum"))
     nre = get_method(TrainConfig(method="nre", lmbda=7.0))
-    assert torch.equal(bnre.loss(logits), bnre_loss(*logits, 7.0, bce="sum"))
-    assert torch.equal(nre.loss(logits), nre_loss(*logits))  # NRE ignores lambda
+    assert torch.equal(bnre.loss(logits), bnre_loss(logits.joint, logits.marginal, 7.0, bce="sum"))
+    assert torch.equal(nre.loss(logits), nre_loss(logits.joint, logits.marginal))  # NRE ignores lambda
     assert torch.equal(nre.penalty(logits), torch.zeros(3)) and nre.penalty_weight(3) == 0.0
     assert torch.allclose(bnre.loss(logits), bnre.cross_entropy(logits) + bnre.penalty(logits))
 

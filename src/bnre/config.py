@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "normalise": ("train", "none", "fixed"),  # inputs standardised with training statistics, raw, or the task's fixed statistics
     "validation_loss": ("set", "batches"),  # the objective on the whole validation set, or the mean of its batches'
     "penalty": ("squared", "unbiased"),  # BNRE's penalty: squared batch violation, or the product of the halves'
+    "flow": ("nsf", "maf"),  # posterior estimators' flow: zuko's neural spline or masked autoregressive flow
 }
 
 #: Options that change how training runs, never the model it produces (a streamed or
@@ -57,6 +58,14 @@ class TrainConfig:
     normalise: str = "train"
     validation_loss: str = "set"
     penalty: str = "squared"
+    #: contrastive methods: the odds gamma of the joint set, and the sets' cardinality K (lampe's defaults)
+    gamma: float = 1.0
+    cardinality: int = 2
+    #: posterior estimators: the flow, its transforms, its hyper-networks' hidden widths, its spline bins
+    flow: str = "nsf"
+    flow_transforms: int = 5
+    flow_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    flow_bins: int = 8
     #: the name of the method in tables and figures: a variant's name (default: ``method``)
     name: str = ""
 
@@ -91,14 +100,21 @@ class TrainConfig:
             raise ValueError(f"scheduler_patience must be >= 0, got {self.scheduler_patience}")
         if self.checkpoint_seconds < 0:
             raise ValueError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden must be a non-empty list of widths >= 1, got {self.hidden}")
-        for name in ("replicates", "epochs", "patience", "shuffle_block"):
+        for name in ("hidden", "flow_hidden"):
+            widths = getattr(self, name)
+            if not widths or min(widths) < 1:
+                raise ValueError(f"{name} must be a non-empty list of widths >= 1, got {widths}")
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be > 0, got {self.gamma}")
+        if self.flow_bins < 2:
+            raise ValueError(f"flow_bins must be >= 2, got {self.flow_bins}")
+        for name in ("replicates", "epochs", "patience", "shuffle_block", "cardinality", "flow_transforms"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         # a batch of one pair is its own marginal partner (roll(theta, 1) == theta)
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (a marginal pair needs another pair), got {self.batch_size}")
+        METHODS[self.method].check(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .coverage import GRID_BATCH, GRID_BATCH_CUDA
-from .nn import RatioEstimator
+from .nn import ConditionalEstimator
 
 
 def ensemble_log_ratio(log_ratios: Tensor) -> Tensor:
@@ -34,7 +34,7 @@ class Ensemble:
     computed twice. Members need ``embed(x)`` and ``head_log_ratio(theta, embedding)``.
     """
 
-    def __init__(self, members: Sequence[RatioEstimator], x: Tensor):
+    def __init__(self, members: Sequence[ConditionalEstimator], x: Tensor):
         self.members = [m.to(x.device) for m in members]
         self.rows = GRID_BATCH_CUDA if x.device.type == "cuda" else GRID_BATCH
         # embed in chunks: a CNN's activations on all test observations may not fit

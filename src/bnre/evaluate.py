@@ -37,7 +37,7 @@ from .coverage import grid, grid_batches, grid_pass, grid_ranks
 from .diagnostics import Evaluation, exact_log_posterior, grid_diagnostics, tables
 from .ensemble import Ensemble
 from .losses import marginal_theta
-from .nn import RatioEstimator
+from .nn import ConditionalEstimator
 from .tasks import Task
 
 
@@ -53,7 +53,7 @@ def log_posterior_on(ensemble: Ensemble, task: Task):
 
 @torch.no_grad()
 def coverage_ranks(
-    task: Task, members: Sequence[RatioEstimator], theta: np.ndarray, x: np.ndarray, bins: int, device: str = "cpu"
+    task: Task, members: Sequence[ConditionalEstimator], theta: np.ndarray, x: np.ndarray, bins: int, device: str = "cpu"
 ) -> Tensor:
     """Grid ranks of ``theta`` (N, D) for every estimator: (K [+ 1], N)."""
     theta_t = torch.as_tensor(theta, device=device)
@@ -65,7 +65,7 @@ def coverage_ranks(
 
 
 @torch.no_grad()
-def posterior_grid(members: Sequence[RatioEstimator], x: Tensor, task: Task, bins: int) -> np.ndarray:
+def posterior_grid(members: Sequence[ConditionalEstimator], x: Tensor, task: Task, bins: int) -> np.ndarray:
     """Cell masses of the ensemble's posterior of one observation ``x`` (1, ...) on a grid
     of ``bins`` cells per dimension, shaped (bins,) * D."""
     cells, _ = grid(task.lower, task.upper, bins)
@@ -100,7 +100,7 @@ def monte_carlo_ranks(task: Task, estimators: Ensemble, theta: Tensor, samples: 
 @torch.no_grad()
 def evaluate(
     task: Task,
-    members: Sequence[RatioEstimator],
+    members: Sequence[ConditionalEstimator],
     theta: np.ndarray,
     x: np.ndarray,
     bins: int,

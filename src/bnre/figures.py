@@ -1,8 +1,8 @@
 """Figures of the tidy result tables (seaborn).
 
-Colours are fixed per method across every figure: NRE orange, BNRE green, the exact
-posterior of a tractable task black (dashed where it is a reference line); the methods'
-variants (``variants:`` in the config) get the next colours of a qualitative palette, in
+Colours are fixed per method across every figure: NRE orange, BNRE green, NRE-C purple,
+BNRE-C magenta, NPE blue, BNPE brown, the exact posterior of a tractable task black (dashed
+where it is a reference line); the methods' variants (``variants:`` in the config) get the next colours of a qualitative palette, in
 the order of their names, and their names as labels.
 """
 
@@ -22,14 +22,15 @@ import seaborn as sns  # noqa: E402
 from .io import atomic_path  # noqa: E402
 from .labels import label, ordered_methods  # noqa: E402
 
-PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77", "exact": "black"}
-#: colours of the variants, after NRE's and BNRE's
-VARIANT_COLOURS = ("#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2df8a",
-                   "#fb9a99", "#cab2d6", "#6a3d9a", "#b15928")
+PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77", "cnre": "#7570b3", "bnre_c": "#e7298a", "npe": "#1f78b4",
+           "bnpe": "#a6761d", "exact": "black"}
+#: colours of the variants, after the methods'
+VARIANT_COLOURS = ("#66a61e", "#e6ab02", "#666666", "#b2df8a", "#fb9a99", "#cab2d6", "#6a3d9a", "#b15928",
+                   "#a6cee3", "#fdbf6f", "#ff7f00", "#8dd3c7")
 
 
 def methods_of(data: pd.DataFrame) -> list[str]:
-    """The methods in ``data``: NRE and BNRE first, then the variants by name."""
+    """The methods in ``data``: the methods first, then the variants by name."""
     return ordered_methods(data.method)
 
 

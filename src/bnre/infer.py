@@ -8,7 +8,11 @@ For an observation :math:`x_o` and a trained ensemble,
   (:func:`bnre.calibration.sample_grid`) and so are its central credible intervals, read
   from each marginal's CDF, linear within a cell;
 * beyond, draws come from random-walk Metropolis chains (:mod:`bnre.mcmc`) and the
-  intervals are their quantiles.
+  intervals are their quantiles;
+* a posterior estimator (NPE, BNPE: :mod:`bnre.flows`) samples natively, whatever the
+  dimension: the ensemble's density is the mixture of its members', so each draw picks a
+  member uniformly and is drawn from its flow, rejected outside the prior box; the
+  intervals are the draws' quantiles.
 
 The central interval of level :math:`\alpha` of parameter :math:`\theta_d` is
 :math:`[F_d^{-1}(\tfrac{1 - \alpha}{2}), F_d^{-1}(\tfrac{1 + \alpha}{2})]`.
@@ -29,8 +33,9 @@ from .calibration import marginal_masses, sample_grid
 from .coverage import grid, grid_pass
 from .ensemble import Ensemble
 from .evaluate import log_posterior_on
+from .flows import PosteriorEstimator
 from .mcmc import metropolis
-from .nn import RatioEstimator
+from .nn import ConditionalEstimator
 from .tasks import Task
 
 #: Up to this many parameters the posterior is the grid's; beyond, MCMC's.
@@ -46,7 +51,7 @@ CHAINS = 16
 class Posterior(NamedTuple):
     """Draws (n, S, D) of the posteriors of n observations, and their marginal central
     intervals (n, D, L, 2) and medians (n, D) at :data:`LEVELS`; ``sampler`` is
-    ``grid`` or ``mcmc``."""
+    ``grid``, ``mcmc`` or ``flow``."""
 
     samples: np.ndarray
     intervals: np.ndarray
@@ -129,7 +134,7 @@ def _split(quantiles: np.ndarray, levels: Sequence[float]) -> tuple[np.ndarray, 
 @torch.no_grad()
 def posterior(
     task: Task,
-    members: Sequence[RatioEstimator],
+    members: Sequence[ConditionalEstimator],
     x: np.ndarray,
     samples: int,
     bins: int,
@@ -144,6 +149,10 @@ def posterior(
     log_density = log_posterior_on(ensemble, task)
     generator = torch.Generator(device=device).manual_seed(seed)
     probabilities = _probabilities(levels)
+    if all(isinstance(m, PosteriorEstimator) for m in ensemble.members):
+        draws = flow_draws(ensemble, samples, generator).cpu().numpy()
+        medians, intervals = _split(np.moveaxis(np.quantile(draws, probabilities, axis=1), 0, -1), levels)
+        return Posterior(draws, intervals, medians, "flow")
     if task.theta_dim <= max_grid_dim:
         cells, _ = grid(task.lower, task.upper, bins)
         cells = cells.to(device)
@@ -172,6 +181,22 @@ def posterior(
     draws = torch.cat(draws).cpu().numpy()
     medians, intervals = _split(np.moveaxis(np.quantile(draws, probabilities, axis=1), 0, -1), levels)
     return Posterior(draws, intervals, medians, "mcmc")
+
+
+def flow_draws(ensemble: Ensemble, samples: int, generator: torch.Generator) -> Tensor:
+    """Draws (n, S, D), float64, of the mixture of the members' flows for each observation
+    of ``ensemble``, restricted to the prior box (:meth:`~bnre.flows.PosteriorEstimator.sample`)."""
+    k, n = len(ensemble.members), ensemble.embeddings.shape[1]
+    out = []
+    for i in range(n):
+        picks = torch.randint(0, k, (samples,), generator=generator, device=generator.device)
+        draws = torch.empty(samples, ensemble.members[0].prior.dim, dtype=torch.float64, device=generator.device)
+        for j, member in enumerate(ensemble.members):
+            where = picks == j
+            if where.any():
+                draws[where] = member.sample(ensemble.embeddings[j, i], int(where.sum()), generator).double()
+        out.append(draws)
+    return torch.stack(out)
 
 
 def sample_table(task: Task, posterior: Posterior, names: Sequence[str]) -> pd.DataFrame:

@@ -6,14 +6,15 @@ from typing import Iterable
 
 #: Display names of the methods; a variant is shown under its own name. ``exact`` is the
 #: exact posterior of a tractable task on the same grid (the reference).
-LABELS = {"nre": "NRE", "bnre": "BNRE", "exact": "exact posterior"}
+LABELS = {"nre": "NRE", "bnre": "BNRE", "cnre": "NRE-C", "bnre_c": "BNRE-C", "npe": "NPE", "bnpe": "BNPE",
+          "exact": "exact posterior"}
 
-#: Shown first, in this order; the variants follow by name, then the exact posterior.
-FIRST = ("nre", "bnre")
+#: The methods, shown first in this order (each unbalanced one before its balanced form); the variants follow by name, then the exact posterior.
+FIRST = ("nre", "bnre", "cnre", "bnre_c", "npe", "bnpe")
 
 
 def ordered_methods(names: Iterable[str]) -> list[str]:
-    """NRE and BNRE first, then the variants by name, then the exact posterior."""
+    """The methods in :data:`FIRST` order, then the variants by name, then the exact posterior."""
     present = set(names)
     rest = sorted(present - set(FIRST) - {"exact"})
     return [m for m in FIRST if m in present] + rest + (["exact"] if "exact" in present else [])

@@ -1,4 +1,5 @@
-r"""Ratio estimators :math:`\log \hat r(\theta, x) = h(\theta, e(x))`.
+r"""Estimators conditioned on an embedding :math:`e(x)`, and ratio estimators
+:math:`\log \hat r(\theta, x) = h(\theta, e(x))`.
 
 The embedding :math:`e` of :math:`x` is computed once per observation and the head
 :math:`h` is evaluated for every :math:`\theta`; this split makes grid evaluation cheap.
@@ -49,14 +50,15 @@ def _inplace(activation: nn.Module, h: Tensor) -> Tensor:
         activation.inplace = inplace
 
 
-class RatioEstimator(nn.Module):
-    r"""Classifier logit :math:`\log \hat r(\theta, x)`.
+class ConditionalEstimator(nn.Module):
+    r"""What every estimator shares: its inputs' scaling and the embedding :math:`e(x)`.
 
     Parameters are rescaled from the prior box to :math:`[-1, 1]` (unless
-    ``rescale_theta`` is false); observations are
-    transformed by the parameter-free ``preprocess`` (identity by default) and then
-    standardised with ``x_mean`` and ``x_std`` (from the training set) before the
-    embedding.
+    ``rescale_theta`` is false); observations are transformed by the parameter-free
+    ``preprocess`` (identity by default) and then standardised with ``x_mean`` and
+    ``x_std`` (from the training set) before the embedding. Subclasses define
+    :meth:`head_log_ratio`, the log-ratio :math:`\log \hat r(\theta, x)` from the embedding:
+    evaluation, MCMC and the ensemble only use :meth:`embed` and :meth:`head_log_ratio`.
     """
 
     def __init__(
@@ -64,9 +66,6 @@ class RatioEstimator(nn.Module):
         lower: Sequence[float],
         upper: Sequence[float],
         embedding: nn.Module,
-        embedding_features: int,
-        hidden: Sequence[int],
-        activation: str = "SELU",
         x_shape: Sequence[int] = (),
         preprocess: nn.Module | None = None,
         rescale_theta: bool = True,
@@ -84,7 +83,6 @@ class RatioEstimator(nn.Module):
         self.register_buffer("x_std", torch.ones(tuple(x_shape)))
         self.preprocess = nn.Identity() if preprocess is None else preprocess
         self.embedding = embedding
-        self.head = MLP(len(lower_t) + embedding_features, 1, hidden, activation)
 
     @torch.no_grad()
     def set_standardisation(self, x: Tensor | Iterable[Tensor], chunk: int = 4096) -> None:
@@ -118,6 +116,52 @@ class RatioEstimator(nn.Module):
         return self.embedding((self.preprocess(x) - self.x_mean) / self.x_std)
 
     def head_log_ratio(self, theta: Tensor, embedding: Tensor) -> Tensor:
+        r""":math:`\log \hat r(\theta, x)` from the embedding; ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""
+        raise NotImplementedError
+
+    def log_prior(self, theta: Tensor) -> Tensor | None:
+        """The prior's log density at ``theta`` where the estimator models densities, else None."""
+        return None
+
+    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None) -> Tensor | Logits:
+        r""":math:`\log \hat r(\theta, x)` (N,) for paired batches ``theta`` (N, D), ``x`` (N, ...).
+
+        With ``theta_marginal`` (N, D), or (N, C, D) for C partners per observation, returns
+        the :class:`~bnre.losses.Logits` of the joint pairs :math:`(\theta, x)` and of the
+        marginal pairs :math:`(\theta', x)`, (N) and (N) or (N, C), embedding each
+        observation once.
+        """
+        embedding = self.embed(x)
+        if theta_marginal is None:
+            return self.head_log_ratio(theta, embedding)
+        if theta_marginal.numel() == 0:  # no partners (..., N, 0, D): no marginal logits
+            marginal = theta_marginal.new_zeros(theta_marginal.shape[:-1])
+        else:
+            partners = embedding if theta_marginal.dim() == theta.dim() else embedding.unsqueeze(-2)
+            marginal = self.head_log_ratio(theta_marginal, partners)
+        return Logits(self.head_log_ratio(theta, embedding), marginal, self.log_prior(theta))
+
+
+class RatioEstimator(ConditionalEstimator):
+    r"""Classifier logit :math:`\log \hat r(\theta, x) = h(\theta, e(x))`, an MLP head
+    :math:`h` on the rescaled parameters and the embedding."""
+
+    def __init__(
+        self,
+        lower: Sequence[float],
+        upper: Sequence[float],
+        embedding: nn.Module,
+        embedding_features: int,
+        hidden: Sequence[int],
+        activation: str = "SELU",
+        x_shape: Sequence[int] = (),
+        preprocess: nn.Module | None = None,
+        rescale_theta: bool = True,
+    ):
+        super().__init__(lower, upper, embedding, x_shape, preprocess, rescale_theta)
+        self.head = MLP(len(self.theta_shift) + embedding_features, 1, hidden, activation)
+
+    def head_log_ratio(self, theta: Tensor, embedding: Tensor) -> Tensor:
         """Head :math:`h(\\theta, e)`; ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""
         theta = (theta - self.theta_shift) / self.theta_scale
         shape = torch.broadcast_shapes(theta.shape[:-1], embedding.shape[:-1])
@@ -130,15 +174,3 @@ class RatioEstimator(nn.Module):
         for layer in self.head:
             h = layer(h) if isinstance(layer, nn.Linear) or not hasattr(layer, "inplace") else _inplace(layer, h)
         return h.squeeze(-1)
-
-    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None) -> Tensor | Logits:
-        r""":math:`\log \hat r(\theta, x)` (N,) for paired batches ``theta`` (N, D), ``x`` (N, ...).
-
-        With ``theta_marginal`` (N, D), returns the :class:`~bnre.losses.Logits` of the
-        joint pairs :math:`(\theta, x)` and of the marginal pairs :math:`(\theta', x)`,
-        embedding each observation once.
-        """
-        embedding = self.embed(x)
-        if theta_marginal is None:
-            return self.head_log_ratio(theta, embedding)
-        return Logits(self.head_log_ratio(theta, embedding), self.head_log_ratio(theta_marginal, embedding))

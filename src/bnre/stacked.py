@@ -20,7 +20,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .config import TrainConfig
 from .losses import Logits, balancing
 from .methods import Method
-from .nn import RatioEstimator
+from .nn import ConditionalEstimator, RatioEstimator
 from .optim import StackedAdamW, StackedPlateau
 from .stream import ValidationPairs
 
@@ -40,7 +40,9 @@ class StackedMLP:
         self.activation = activations[0] if activations else nn.Identity()
 
     @staticmethod
-    def applies(estimator: RatioEstimator) -> bool:
+    def applies(estimator: ConditionalEstimator) -> bool:
+        if not isinstance(estimator, RatioEstimator):
+            return False
         plain = isinstance(estimator.embedding, nn.Flatten) and not any(
             True for _ in estimator.preprocess.parameters()
         )
@@ -62,32 +64,41 @@ class StackedMLP:
         return out
 
     def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
-        """Logits (K, B) of the joint pairs (theta, x) and of the marginal pairs (theta', x)."""
+        """Logits (K, B) of the joint pairs (theta, x) and of the marginal pairs (theta', x):
+        (K, B) for ``theta_marginal`` (K, B, D), (K, B, C) for (K, B, C, D)."""
         b = theta.shape[1]
+        x = self.preprocess(x)
+        x = ((x - buffers["x_mean"][:, None]) / buffers["x_std"][:, None]).flatten(2)
+        partners = theta_marginal.shape[2:-1]  # () or (C,)
+        if partners:
+            x_marginal = x[:, :, None].expand(-1, -1, *partners, -1).flatten(1, 2)
+            theta_marginal = theta_marginal.flatten(1, 2)
+        else:
+            x_marginal = x
         theta = torch.cat([theta, theta_marginal], dim=1)
-        x = torch.cat([x, x], dim=1)
         theta = (theta - buffers["theta_shift"][:, None]) / buffers["theta_scale"][:, None]
-        x = (self.preprocess(x) - buffers["x_mean"][:, None]) / buffers["x_std"][:, None]
-        h = torch.cat([theta, x.flatten(2)], dim=-1)
+        h = torch.cat([theta, torch.cat([x, x_marginal], dim=1)], dim=-1)
         last = len(self.linears) - 1
         for i, name in enumerate(self.linears):
             h = torch.bmm(h, params[f"{name}.weight"]) + params[f"{name}.bias"]
             if i < last:
                 h = self.activation(h)
         h = h.squeeze(-1)
-        return Logits(h[:, :b], h[:, b:])
+        return Logits(h[:, :b], h[:, b:].unflatten(1, (b, *partners)))
 
 
 class VmappedEstimator:
     """Any estimator's forward, vectorised over the stacked members with ``vmap``."""
 
-    def __init__(self, estimator: RatioEstimator):
+    def __init__(self, estimator: ConditionalEstimator):
         self.base = copy.deepcopy(estimator).to("meta")
         self.batched = vmap(self.single)
 
-    def single(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
-        # RatioEstimator.forward embeds x once for the joint and the marginal pairs
-        return functional_call(self.base, (params, buffers), (theta, x, theta_marginal))
+    def single(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> tuple:
+        # the estimator's forward embeds x once for the joint and the marginal pairs; vmap
+        # returns tensors only, so a missing log prior (None, last) is left out
+        logits = functional_call(self.base, (params, buffers), (theta, x, theta_marginal))
+        return tuple(t for t in logits if t is not None)
 
     def to_fast(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
         return params
@@ -96,7 +107,7 @@ class VmappedEstimator:
         return {n: t[i].detach() for n, t in params.items()}
 
     def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
-        return self.batched(params, buffers, theta, x, theta_marginal)
+        return Logits(*self.batched(params, buffers, theta, x, theta_marginal))
 
 
 class StackedEnsemble:
@@ -107,7 +118,7 @@ class StackedEnsemble:
     ``kept_states[k]`` are the weights it keeps, from epoch ``kept_epoch[k]``.
     """
 
-    def __init__(self, estimators: list[RatioEstimator], config: TrainConfig, device: torch.device):
+    def __init__(self, estimators: list[ConditionalEstimator], config: TrainConfig, device: torch.device):
         k = len(estimators)
         self.layout = StackedMLP(estimators[0]) if StackedMLP.applies(estimators[0]) else VmappedEstimator(estimators[0])
         params, self.buffers = stack_module_state([e.to(device) for e in estimators])
@@ -158,18 +169,16 @@ class StackedEnsemble:
         mean of its values on consecutive batches of ``batch`` pairs (a last batch of fewer
         than 2 pairs left out), as the authors' held-out loss."""
         k = len(self.active)
-        joint, marginal = [], []
-        for t, xx, tm in validation:
-            logits = self.forward(t.expand(k, *t.shape), xx.expand(k, *xx.shape), tm.expand(k, *tm.shape))
-            joint.append(logits.joint)
-            marginal.append(logits.marginal)
-        logits = Logits(torch.cat(joint, dim=1), torch.cat(marginal, dim=1))
+        parts = [
+            method.validation_logits(self.forward, t.expand(k, *t.shape), xx.expand(k, *xx.shape), tm.expand(k, *tm.shape))
+            for t, xx, tm in validation
+        ]
+        logits = Logits.cat(parts, dim=1)
         value = balancing(logits.joint, logits.marginal)
         if batch is None:
             return method.loss(logits), value
         n = logits.joint.shape[1]
-        losses = [method.loss(Logits(logits.joint[:, a : a + batch], logits.marginal[:, a : a + batch]))
-                  for a in range(0, n, batch) if n - a >= 2]
+        losses = [method.loss(logits.map(lambda t: t[:, a : a + batch])) for a in range(0, n, batch) if n - a >= 2]
         return torch.stack(losses).mean(dim=0), value
 
     def record(self, epoch: int, val_loss: Tensor) -> None:

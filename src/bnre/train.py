@@ -25,7 +25,7 @@ from .checkpoint import Checkpointer, config_fingerprint
 from .config import TrainConfig
 from .io import atomic_path
 from .methods import get_method
-from .nn import RatioEstimator
+from .nn import ConditionalEstimator
 from .provenance import library_versions
 from .sampling import member_seed, member_subset
 from .stream import PairsSource
@@ -98,7 +98,7 @@ def train_ensemble(
     Checkpointer(checkpoint_path, fingerprint, 0).remove()
 
 
-def load_ensemble(path: str | os.PathLike, task: str | None = None) -> tuple[Task, list[RatioEstimator], dict]:
+def load_ensemble(path: str | os.PathLike, task: str | None = None) -> tuple[Task, list[ConditionalEstimator], dict]:
     """Load a model file; return its task, its members (in eval mode) and its metadata.
 
     ``task`` (a task's source, :func:`bnre.tasks.get_task`) refuses a model of another

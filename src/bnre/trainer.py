@@ -24,7 +24,7 @@ from .config import TrainConfig
 from .devices import pick_device
 from .losses import Logits, balancing
 from .methods import get_method
-from .nn import RatioEstimator
+from .nn import ConditionalEstimator
 from .progress import Progress
 from .sampling import epoch_order, position_blocks
 from .stacked import StackedEnsemble
@@ -103,7 +103,7 @@ def steps_per_epoch(budget: int, batch_size: int) -> int:
 
 def fit_ensemble(
     task: Task,
-    estimators: list[RatioEstimator],
+    estimators: list[ConditionalEstimator],
     seeds: list[int],
     subsets: list[np.ndarray],
     train: PairsSource,
@@ -160,7 +160,7 @@ def fit_ensemble(
                 permutation = None if permutations is None else permutations[at.step]
                 with autocast:
                     logits = method.logits(ensemble.forward, theta, x, permutation)
-                logits = Logits(logits.joint.float(), logits.marginal.float())
+                logits = logits.map(Tensor.float)
                 loss = method.loss(logits, at.epoch)  # (K,)
                 at.diagnostics.add(logits, method.penalty_weight(at.epoch))
                 if at.step == steps - 1:  # the epoch's last batch: gradient norms of both terms
