@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -283,3 +284,25 @@ def test_gravitational_wave_task_without_lalsuite_is_refused_before_any_job(tmp_
     assert "task 'gravitational_waves' needs the lalsimulation module" in result.stdout + result.stderr
     assert 'pip install "bnre-workflow[gw]"' in result.stdout + result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_every_method_runs_through_the_whole_dag(tmp_path):
+    """NRE, BNRE, the contrastive methods and the flows in one run: each is its own cell with
+    every diagnostic, its own colour in the figures, and NPE's observed posterior is drawn
+    from its flow (the ratio methods' from the grid)."""
+    config_path = ROOT / "tests" / "config" / "tiny_methods.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    result = snakemake("--cores", "2", "--directory", tmp_path, "--configfile", config_path)
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    methods = config["methods"]
+    assert set(summary.method) == {*methods, "exact"}
+    for method in methods:
+        rows = summary[(summary.method == method) & (summary.replicate == "ensemble")].set_index("metric").value
+        for metric in ("coverage_auc", "log_posterior", "balancing", "kl_exact", "tarp_auc", "hdr_size_0.90"):
+            assert np.isfinite(rows[metric]), (method, metric)
+    intervals = pd.concat(pd.read_csv(p) for p in (tmp_path / "results" / "gaussian" / "observed").rglob("intervals.csv"))
+    samplers = intervals.groupby("method").sampler.first().to_dict()
+    assert samplers == {m: "flow" if m in ("npe", "bnpe") else "grid" for m in methods}
+    assert (tmp_path / "figures" / "coverage_gaussian.png").stat().st_size > 0
+    assert "Nothing to be done" in snakemake("--dry-run", "--directory", tmp_path, "--configfile", config_path).stdout
+    assert result.returncode == 0
