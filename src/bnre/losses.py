@@ -1,4 +1,4 @@
-r"""The objectives: NRE and BNRE, contrastive NRE and its balanced form, NPE and BNPE.
+r"""NRE and BNRE objectives, and the balancing penalties every balanced method shares.
 
 With logits :math:`\ell = \log \hat r` and :math:`d = \sigma(\ell)`, on joint pairs
 :math:`(\theta, x) \sim p(\theta, x)` and marginal pairs
@@ -26,7 +26,6 @@ batch instead, whose expectation is :math:`v^2` exactly.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -102,42 +101,6 @@ def unbiased_penalty(logit_joint: Tensor, logit_marginal: Tensor) -> Tensor:
 
 
 PENALTIES = {"squared": squared_penalty, "unbiased": unbiased_penalty}
-
-
-def contrastive_set_logits(log_ratio_joint: Tensor, log_ratio_others: Tensor, cardinality: int, gamma: float) -> Logits:
-    r"""The set classifier's logits of contrastive NRE (Miller et al. 2022, in lampe's form).
-
-    For each observation :math:`x_i` of a batch, the joint set is
-    :math:`\Theta_i = \{\theta_i, \theta_{i+1}, \dots, \theta_{i+K-1}\}` and the marginal
-    set :math:`\Theta'_i = \{\theta_{i-K}, \dots, \theta_{i-1}\}` (indices modulo the batch
-    size :math:`B \ge 2K`); the set's logit is
-    :math:`\log \frac{\gamma}{K} \sum_{\theta \in \Theta} \hat r(\theta, x_i)`.
-    ``log_ratio_joint`` (..., B) is :math:`\log \hat r(\theta_i, x_i)` and
-    ``log_ratio_others`` (..., B, 2K - 1) holds :math:`\log \hat r` at
-    :math:`\theta_{i+1}, \dots, \theta_{i+K-1}` and then :math:`\theta_{i-K}, \dots, \theta_{i-1}`.
-    """
-    k = cardinality
-    if log_ratio_others.shape[-1] != 2 * k - 1:
-        raise ValueError(f"contrastive logits need {2 * k - 1} other parameters per observation, got {log_ratio_others.shape[-1]}")
-    shift = math.log(gamma / k)
-    joint = torch.cat([log_ratio_joint[..., None], log_ratio_others[..., : k - 1]], dim=-1)
-    return Logits(torch.logsumexp(joint, dim=-1) + shift, torch.logsumexp(log_ratio_others[..., k - 1 :], dim=-1) + shift)
-
-
-def contrastive_loss(logit_joint: Tensor, logit_marginal: Tensor, gamma: float = 1.0) -> Tensor:
-    r"""The contrastive cross-entropy of set logits (:func:`contrastive_set_logits`), weighted
-    by the odds :math:`\gamma`: :math:`\frac{\gamma}{\gamma + 1} \mathbb{E}[-\log d(\Theta, x)]
-    + \frac{1}{\gamma + 1} \mathbb{E}[-\log(1 - d(\Theta', x))]`, means over the last dimension
-    (lampe's ``CNRELoss``; :math:`\gamma = 1` and :math:`K = 1` give NRE's averaged loss)."""
-    l1 = -F.logsigmoid(logit_joint).mean(-1)
-    l0 = -F.logsigmoid(-logit_marginal).mean(-1)
-    return (gamma * l1 + l0) / (gamma + 1)
-
-
-def nll_loss(log_density: Tensor) -> Tensor:
-    r"""NPE's negative log-likelihood :math:`-\mathbb{E}_{p(\theta, x)}[\log q(\theta \mid x)]`,
-    a mean over the last dimension."""
-    return -log_density.mean(-1)
 
 
 def bnre_loss(

@@ -1,18 +1,11 @@
-r"""Training methods as objects: each owns its estimator, its forward pass and its loss.
+r"""What every method shares: the :class:`Method` interface, the balancing penalty
+(:class:`Balanced`) and the ratio estimator of the task (:func:`build_estimator`).
 
 A method is built from a :class:`~bnre.config.TrainConfig`. Its :meth:`Method.logits`
 runs an estimator (a plain :class:`~bnre.nn.ConditionalEstimator` or the trainer's stacked
 members) on a batch of joint pairs :math:`(\theta_i, x_i)` and on marginal pairs
 :math:`(\theta'_i, x_i)`, and :meth:`Method.loss` turns those logits into one objective
-value per member. The trainer and the evaluation never branch on a method's name; a new
-method is a subclass here and an entry in :data:`METHODS` (``docs/methods.md``).
-
-* :class:`NRE`, :class:`BNRE`: a classifier of joint against marginal pairs;
-* :class:`CNRE`, :class:`BCNRE`: contrastive NRE (Miller et al. 2022) on sets of
-  :math:`K` parameters, with odds :math:`\gamma`, and its balanced form (arXiv:2304.10978);
-* :class:`NPE`, :class:`BNPE`: a normalising flow :math:`q(\theta \mid x)` trained by
-  likelihood, and its balanced form, whose penalty is that of the implied classifier
-  :math:`d = \sigma(\log q - \log p)`.
+value per member. The trainer and the evaluation never branch on a method's name.
 """
 
 from __future__ import annotations
@@ -23,19 +16,18 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .config import TrainConfig
-from .flows import PosteriorEstimator
-from .losses import PENALTIES, Logits, contrastive_loss, contrastive_set_logits, marginal_theta, nll_loss, nre_loss
-from .nn import ConditionalEstimator, RatioEstimator
-from .sampling import marginal_permutations
-from .tasks import Task
+from ..config import TrainConfig
+from ..losses import PENALTIES, Logits, marginal_theta, nre_loss
+from ..nn import ConditionalEstimator, RatioEstimator
+from ..sampling import marginal_permutations
+from ..tasks import Task
 
 
 #: ``forward(theta, x, theta_marginal) -> Logits``: an estimator, or stacked members.
 Forward = Callable[[Tensor, Tensor, Tensor], Logits]
 
 
-def _inputs(task: Task, normalise: str) -> nn.Module | None:
+def input_preprocess(task: Task, normalise: str) -> nn.Module | None:
     """The preprocessing an estimator applies before its standardisation of x."""
     if normalise == "fixed":
         if not hasattr(task, "fixed_x_statistics"):
@@ -44,7 +36,7 @@ def _inputs(task: Task, normalise: str) -> nn.Module | None:
     return task.preprocess()
 
 
-def _fix_statistics(estimator: ConditionalEstimator, task: Task, normalise: str) -> ConditionalEstimator:
+def apply_fixed_statistics(estimator: ConditionalEstimator, task: Task, normalise: str) -> ConditionalEstimator:
     if normalise == "fixed":
         mean, std = task.fixed_x_statistics()
         estimator.x_mean.copy_(torch.as_tensor(mean, dtype=torch.float32).expand_as(estimator.x_mean))
@@ -62,23 +54,12 @@ def build_estimator(task: Task, hidden: list[int], activation: str, normalise: s
     (``task.fixed_x_statistics()``, on x before any preprocessing), as the authors did for
     M/G/1.
     """
-    preprocess = _inputs(task, normalise)
+    preprocess = input_preprocess(task, normalise)
     estimator = RatioEstimator(
         task.lower, task.upper, task.embedding(), task.embedding_features(), hidden, activation, task.x_shape,
         preprocess, rescale_theta=normalise == "train",
     )
-    return _fix_statistics(estimator, task, normalise)
-
-
-def build_posterior_estimator(task: Task, config: TrainConfig) -> PosteriorEstimator:
-    """The task's default embedding followed by a conditional flow (``flow``, ``flow_transforms``,
-    ``flow_hidden``, ``flow_bins``); inputs as :func:`build_estimator`'s."""
-    estimator = PosteriorEstimator(
-        task.prior, task.embedding(), task.embedding_features(), config.flow, config.flow_transforms,
-        config.flow_hidden, config.flow_bins, task.x_shape, _inputs(task, config.normalise),
-        rescale_theta=config.normalise == "train",
-    )
-    return _fix_statistics(estimator, task, config.normalise)
+    return apply_fixed_statistics(estimator, task, normalise)
 
 
 #: The training options that belong to some methods only (the others are shared by all):
@@ -193,129 +174,3 @@ class Balanced:
 
     def penalty(self, logits: Logits, epoch: int | None = None) -> Tensor:
         return self.penalty_weight(epoch) * PENALTIES[self.config.penalty](logits.joint, logits.marginal)
-
-
-class NRE(Method):
-    r"""Neural ratio estimation: the binary cross-entropy of joint against marginal pairs."""
-
-    name = "nre"
-    options = frozenset({"hidden", "activation", "bce", "marginals"})
-
-
-class BNRE(Balanced, NRE):
-    r"""Balanced NRE: NRE's loss plus :math:`\lambda (\mathbb{E}_{joint}[d] + \mathbb{E}_{marginal}[d] - 1)^2`."""
-
-    name = "bnre"
-    options = NRE.options | Balanced.balancing_options
-
-    def describe(self) -> str:
-        return f"BNRE (lambda={self.config.lmbda}, {self.config.bce} of the cross-entropies)"
-
-
-class CNRE(Method):
-    r"""Contrastive NRE (Miller et al. 2022) in lampe's form: a classifier of sets of
-    :math:`K` = ``cardinality`` parameters, the joint set holding the observation's own
-    parameter, with odds :math:`\gamma` = ``gamma`` (:func:`~bnre.losses.contrastive_set_logits`).
-    The estimator is a ratio :math:`\hat r(\theta, x)` as NRE's; :math:`K = \gamma = 1` is NRE."""
-
-    name = "cnre"
-    options = frozenset({"hidden", "activation", "gamma", "cardinality"})
-
-    @classmethod
-    def check(cls, config: TrainConfig) -> None:
-        if config.batch_size < 2 * config.cardinality:
-            raise ValueError(
-                f"{config.method}: batch_size ({config.batch_size}) must be at least 2 * cardinality "
-                f"({2 * config.cardinality}), so that a batch holds a joint and a marginal set of each observation"
-            )
-
-    def permutations(self, seeds, members, epoch, budget, device) -> None:
-        return None  # the sets are rolls of the batch
-
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
-        k = self.config.cardinality
-        if theta.shape[-2] < 2 * k:
-            raise ValueError(f"contrastive sets of {k} need batches of at least {2 * k} pairs, got {theta.shape[-2]}")
-        # theta_{i+1} ... theta_{i+K-1}, then theta_{i-K} ... theta_{i-1} (roll(t, s)[i] = t[i - s])
-        shifts = [-j for j in range(1, k)] + [k - j for j in range(k)]
-        others = torch.stack([torch.roll(theta, s, dims=-2) for s in shifts], dim=-2)
-        logits = forward(theta, x, others)
-        return contrastive_set_logits(logits.joint, logits.marginal, k, self.config.gamma)
-
-    def validation_logits(self, forward: Forward, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
-        """The sets are formed within the validation chunk, by the same rolls as in training."""
-        return self.logits(forward, theta, x)
-
-    def cross_entropy(self, logits: Logits) -> Tensor:
-        return contrastive_loss(logits.joint, logits.marginal, self.config.gamma)
-
-    def describe(self) -> str:
-        return f"NRE-C (K={self.config.cardinality}, gamma={self.config.gamma})"
-
-
-class BCNRE(Balanced, CNRE):
-    r"""Balanced contrastive NRE (BNRE-C, arXiv:2304.10978): the balancing penalty on the
-    set classifier's logits, as lampe's ``BCNRELoss``."""
-
-    name = "bnre_c"
-    options = CNRE.options | Balanced.balancing_options
-
-    def describe(self) -> str:
-        return f"BNRE-C (K={self.config.cardinality}, gamma={self.config.gamma}, lambda={self.config.lmbda})"
-
-
-class NPE(Method):
-    r"""Neural posterior estimation: a conditional flow :math:`q(\theta \mid x)` trained by
-    maximum likelihood, :math:`-\mathbb{E}_{p(\theta, x)}[\log q(\theta \mid x)]`
-    (:mod:`bnre.flows`). Training needs no marginal pairs; validation still scores them,
-    for the implied classifier's balancing value."""
-
-    name = "npe"
-    options = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
-
-    def estimator(self, task: Task) -> PosteriorEstimator:
-        return build_posterior_estimator(task, self.config)
-
-    def permutations(self, seeds, members, epoch, budget, device) -> None:
-        return None
-
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
-        logits = forward(theta, x, theta.unsqueeze(-2)[..., :0, :])  # no marginal pairs: (..., B, 0, D)
-        return logits._replace(marginal=logits.marginal.flatten(-2))  # (..., 0)
-
-    def cross_entropy(self, logits: Logits) -> Tensor:
-        """The negative log-likelihood (the loss's likelihood part)."""
-        return nll_loss(logits.joint + logits.log_prior)
-
-    def describe(self) -> str:
-        c = self.config
-        return f"NPE ({c.flow.upper()}, {c.flow_transforms} transforms of {c.flow_hidden})"
-
-
-class BNPE(Balanced, NPE):
-    r"""Balanced NPE (arXiv:2304.10978): NPE's likelihood plus the balancing penalty of the
-    implied classifier :math:`d = \sigma(\log q(\theta \mid x) - \log p(\theta))`."""
-
-    name = "bnpe"
-    options = NPE.options | Balanced.balancing_options | {"marginals"}
-
-    def permutations(self, seeds, members, epoch, budget, device):
-        return Method.permutations(self, seeds, members, epoch, budget, device)
-
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
-        return Method.logits(self, forward, theta, x, permutation)
-
-    def describe(self) -> str:
-        return f"B{NPE.describe(self)[:-1]}, lambda={self.config.lmbda})"
-
-
-#: The methods by name.
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (NRE, BNRE, CNRE, BCNRE, NPE, BNPE)}
-
-
-def get_method(config: TrainConfig) -> Method:
-    """The method ``config.method``, configured by ``config``."""
-    try:
-        return METHODS[config.method](config)
-    except KeyError:
-        raise ValueError(f"unknown method {config.method!r}; expected one of {tuple(METHODS)}") from None

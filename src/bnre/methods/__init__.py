@@ -1,0 +1,43 @@
+r"""Training methods as objects: each owns its estimator, its forward pass and its loss.
+
+A method is built from a :class:`~bnre.config.TrainConfig`. Its :meth:`Method.logits`
+runs an estimator (a plain :class:`~bnre.nn.ConditionalEstimator` or the trainer's stacked
+members) on a batch of joint pairs :math:`(\theta_i, x_i)` and on marginal pairs
+:math:`(\theta'_i, x_i)`, and :meth:`Method.loss` turns those logits into one objective
+value per member. The trainer and the evaluation never branch on a method's name; a new
+method is one module here and an entry in :data:`METHODS` (``docs/methods.md``).
+
+* :mod:`.nre`: :class:`NRE`, :class:`BNRE`, a classifier of joint against marginal pairs;
+* :mod:`.contrastive`: :class:`CNRE`, :class:`BCNRE`, contrastive NRE (Miller et al.
+  2022) on sets of :math:`K` parameters with odds :math:`\gamma`, and its balanced form
+  (arXiv:2304.10978);
+* :mod:`.npe`: :class:`NPE`, :class:`BNPE`, a normalising flow :math:`q(\theta \mid x)`
+  trained by likelihood, and its balanced form, whose penalty is that of the implied
+  classifier :math:`d = \sigma(\log q - \log p)`;
+* :mod:`.base`: the :class:`Method` interface and the :class:`Balanced` penalty.
+"""
+
+from __future__ import annotations
+
+from ..config import TrainConfig
+from .base import METHOD_OPTIONS, Balanced, Forward, Method, build_estimator
+from .contrastive import BCNRE, CNRE
+from .nre import BNRE, NRE
+from .npe import BNPE, NPE, build_posterior_estimator
+
+#: The methods by name.
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (NRE, BNRE, CNRE, BCNRE, NPE, BNPE)}
+
+
+def get_method(config: TrainConfig) -> Method:
+    """The method ``config.method``, configured by ``config``."""
+    try:
+        return METHODS[config.method](config)
+    except KeyError:
+        raise ValueError(f"unknown method {config.method!r}; expected one of {tuple(METHODS)}") from None
+
+
+__all__ = [
+    "BCNRE", "BNPE", "BNRE", "CNRE", "METHODS", "METHOD_OPTIONS", "NPE", "NRE", "Balanced", "Forward", "Method",
+    "build_estimator", "build_posterior_estimator", "get_method",
+]

@@ -1,0 +1,78 @@
+r"""Neural posterior estimation (NPE) and balanced NPE (BNPE, arXiv:2304.10978).
+
+The estimator is a conditional flow :math:`q(\theta \mid x)` (:mod:`bnre.flows`); as every
+estimator it gives the evaluation a log-ratio, that of its implied classifier
+:math:`\log q - \log p`, so every diagnostic applies unchanged.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..config import TrainConfig
+from ..flows import PosteriorEstimator
+from ..losses import Logits
+from ..tasks import Task
+from .base import Balanced, Forward, Method, apply_fixed_statistics, input_preprocess
+
+
+def nll_loss(log_density: Tensor) -> Tensor:
+    r"""NPE's negative log-likelihood :math:`-\mathbb{E}_{p(\theta, x)}[\log q(\theta \mid x)]`,
+    a mean over the last dimension."""
+    return -log_density.mean(-1)
+
+
+def build_posterior_estimator(task: Task, config: TrainConfig) -> PosteriorEstimator:
+    """The task's default embedding followed by a conditional flow (``flow``, ``flow_transforms``,
+    ``flow_hidden``, ``flow_bins``); inputs as :func:`build_estimator`'s."""
+    estimator = PosteriorEstimator(
+        task.prior, task.embedding(), task.embedding_features(), config.flow, config.flow_transforms,
+        config.flow_hidden, config.flow_bins, task.x_shape, input_preprocess(task, config.normalise),
+        rescale_theta=config.normalise == "train",
+    )
+    return apply_fixed_statistics(estimator, task, config.normalise)
+
+
+class NPE(Method):
+    r"""Neural posterior estimation: a conditional flow :math:`q(\theta \mid x)` trained by
+    maximum likelihood, :math:`-\mathbb{E}_{p(\theta, x)}[\log q(\theta \mid x)]`
+    (:mod:`bnre.flows`). Training needs no marginal pairs; validation still scores them,
+    for the implied classifier's balancing value."""
+
+    name = "npe"
+    options = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
+
+    def estimator(self, task: Task) -> PosteriorEstimator:
+        return build_posterior_estimator(task, self.config)
+
+    def permutations(self, seeds, members, epoch, budget, device) -> None:
+        return None
+
+    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
+        logits = forward(theta, x, theta.unsqueeze(-2)[..., :0, :])  # no marginal pairs: (..., B, 0, D)
+        return logits._replace(marginal=logits.marginal.flatten(-2))  # (..., 0)
+
+    def cross_entropy(self, logits: Logits) -> Tensor:
+        """The negative log-likelihood (the loss's likelihood part)."""
+        return nll_loss(logits.joint + logits.log_prior)
+
+    def describe(self) -> str:
+        c = self.config
+        return f"NPE ({c.flow.upper()}, {c.flow_transforms} transforms of {c.flow_hidden})"
+
+
+class BNPE(Balanced, NPE):
+    r"""Balanced NPE (arXiv:2304.10978): NPE's likelihood plus the balancing penalty of the
+    implied classifier :math:`d = \sigma(\log q(\theta \mid x) - \log p(\theta))`."""
+
+    name = "bnpe"
+    options = NPE.options | Balanced.balancing_options | {"marginals"}
+
+    def permutations(self, seeds, members, epoch, budget, device):
+        return Method.permutations(self, seeds, members, epoch, budget, device)
+
+    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
+        return Method.logits(self, forward, theta, x, permutation)
+
+    def describe(self) -> str:
+        return f"B{NPE.describe(self)[:-1]}, lambda={self.config.lmbda})"
