@@ -175,9 +175,9 @@ BLOCKS = OPTIONS[:-1] + ', "shuffle_block": 256}'
 STREAMED = BLOCKS[:-1] + ', "memory_limit_mb": 0.01}'
 
 
-def train_command(directory, name, options=OPTIONS):
+def train_command(directory, name, options=OPTIONS, method="bnre"):
     return [
-        sys.executable, "-m", "bnre", "--threads", "1", "train", "--task", "gaussian", "--method", "bnre",
+        sys.executable, "-m", "bnre", "--threads", "1", "train", "--task", "gaussian", "--method", method,
         "--budget", "4096", "--train", str(directory / "train.h5"), "--val", str(directory / "val.h5"),
         "--options", options, "--model", str(directory / f"{name}.pt"), "--history", str(directory / f"{name}.csv"),
     ]
@@ -240,6 +240,31 @@ def test_killed_training_resumes_to_the_same_result(data_files, uninterrupted, s
     history = np.genfromtxt(data_files / f"{name}.csv", delimiter=",", names=True)
     reference = np.genfromtxt(data_files / "reference.csv", delimiter=",", names=True)
     assert np.array_equal(history["val_loss"], reference["val_loss"])
+
+
+@pytest.mark.parametrize("method", ["bnre_c", "bnpe"])
+def test_killed_training_of_the_contrastive_and_flow_methods_resumes_and_streams_to_the_same_result(data_files, method):
+    """A contrastive and a flow ensemble: killed with SIGKILL and resumed, and streamed from
+    HDF5 in blocks, each gives bit for bit the uninterrupted in-memory model."""
+    options = ('{"replicates": 2, "epochs": 8, "patience": 100, "batch_size": 64, "checkpoint_seconds": 0, '
+               '"hidden": [32], "flow_transforms": 2, "flow_hidden": [16, 16], "shuffle_block": 256}')
+    streamed = options[:-1] + ', "memory_limit_mb": 0.01}'
+    reference = run(train_command(data_files, f"{method}_reference", options, method))
+    assert reference.returncode == 0, reference.stderr
+    name = f"{method}_killed"
+    checkpoint = data_files / f"{name}.pt.checkpoint"
+    process = start(train_command(data_files, name, options, method))
+    wait_for_epochs(process, checkpoint, 2)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert checkpoint.exists() and not (data_files / f"{name}.pt").exists()
+    result = run(train_command(data_files, name, options, method))
+    assert result.returncode == 0 and "resumed from" in result.stdout, result.stderr
+    expected = torch.load(data_files / f"{method}_reference.pt", weights_only=True)
+    assert_same_model(torch.load(data_files / f"{name}.pt", weights_only=True), expected)
+    result = run(train_command(data_files, f"{method}_streamed", streamed, method))
+    assert result.returncode == 0 and "stream" in result.stdout + result.stderr, result.stderr
+    assert_same_model(torch.load(data_files / f"{method}_streamed.pt", weights_only=True), expected)
 
 
 def test_checkpoint_of_another_configuration_is_ignored(data_files, uninterrupted):
