@@ -180,3 +180,37 @@ def test_permuted_marginals_are_a_permutation_of_the_batch():
         assert torch.equal(torch.sort(partners[k], dim=0).values, torch.sort(theta[k], dim=0).values)
     with pytest.raises(ValueError, match="needs a permutation"):
         method.marginal_theta(theta)
+
+
+def test_a_seventh_method_needs_only_its_class_and_the_registry(monkeypatch, tmp_path):
+    """docs/methods.md's sketch, registered at run time: it trains through the stacked
+    trainer, is saved and loaded, and is evaluated, with no other change."""
+    import torch.nn.functional as F
+
+    from bnre import methods
+    from bnre.data import Pairs
+    from bnre.evaluate import evaluate
+    from bnre.methods.base import Method
+    from bnre.simulate import simulate_range
+    from bnre.train import load_ensemble, train_ensemble
+
+    class WeightedNRE(Method):
+        name = "wnre"
+        options = frozenset({"hidden", "activation", "marginals"})
+
+        def cross_entropy(self, logits):
+            joint = -F.logsigmoid(logits.joint).mean(-1)
+            marginal = -F.logsigmoid(-logits.marginal).mean(-1)
+            return (2 * joint + marginal) / 3
+
+    monkeypatch.setitem(methods.METHODS, "wnre", WeightedNRE)
+    task = get_task("gaussian")
+    train = Pairs(*simulate_range(task, "train", 1, 0, 1024), {"task": "gaussian"})
+    val = Pairs(*simulate_range(task, "val", 1, 0, 256), {"task": "gaussian"})
+    config = TrainConfig(method="wnre", replicates=2, epochs=2, hidden=[16])
+    train_ensemble("gaussian", config, train, val, 512, tmp_path / "m.pt", tmp_path / "h.csv", log=lambda _: None)
+    loaded_task, members, payload = load_ensemble(tmp_path / "m.pt")
+    assert payload["config"]["method"] == "wnre" and len(members) == 2
+    theta, x = simulate_range(task, "test", 1, 0, 32)
+    result = evaluate(loaded_task, members, theta, x, bins=16)
+    assert set(result.metrics.replicate.astype(str)) == {"0", "1", "ensemble"}
