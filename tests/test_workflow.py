@@ -226,18 +226,32 @@ def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tm
     assert "credibility level" in html  # a caption
 
 
+#: configs that are overlays, run after the config they extend (`--configfile BASE OVERLAY`)
+OVERLAYS = {"ablation_8192.yaml": "ablation.yaml", "methods.yaml": "laptop.yaml"}
 CONFIGS = sorted((ROOT / "tests" / "config").glob("*.yaml")) + [
     p for p in sorted((ROOT / "config").glob("*.yaml")) if p.name != "schema.yaml"
 ] + sorted((ROOT / "examples").glob("*/config.yaml"))
 
 
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base``, nested mappings merged key by key (as Snakemake does)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_config_builds_its_dag(config, tmp_path):
-    if "gravitational_waves" in yaml.safe_load(config.read_text())["tasks"] and not LAL:
+    files = [config.parent / OVERLAYS[config.name], config] if config.name in OVERLAYS else [config]
+    values: dict = {}
+    for path in files:
+        values = merged(values, yaml.safe_load(path.read_text()))
+    if "gravitational_waves" in values["tasks"] and not LAL:
         pytest.skip("lalsuite not installed (the gw extra)")
-    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", config)
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", *files)
     counts = job_counts(result.stdout)
-    assert counts == {**expected_jobs(yaml.safe_load(config.read_text()), config.parent), "total": counts["total"]}
+    assert counts == {**expected_jobs(values, config.parent), "total": counts["total"]}
 
 
 def test_every_other_task_runs_through_the_dag(tmp_path):
