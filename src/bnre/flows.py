@@ -63,9 +63,7 @@ class PosteriorEstimator(ConditionalEstimator):
     def log_prior(self, theta: Tensor) -> Tensor:
         r""":math:`\log p(\theta)` at ``theta`` clamped into the prior box (finite everywhere,
         so that the implied log-ratio is finite; the evaluation adds the true log prior)."""
-        lower = torch.as_tensor(self.prior.lower, dtype=theta.dtype, device=theta.device)
-        upper = torch.as_tensor(self.prior.upper, dtype=theta.dtype, device=theta.device)
-        return self.prior.log_prob(torch.clamp(theta, lower, upper))
+        return self.prior.log_prob(theta, clamp=True)
 
     def head_log_ratio(self, theta: Tensor, embedding: Tensor) -> Tensor:
         r"""The implied classifier's logit :math:`\log q(\theta \mid x) - \log p(\theta)`."""

@@ -142,6 +142,19 @@ def test_outside_box_and_shapes(name):
         prior.log_prob(torch.zeros(5, prior.dim + 1))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_clamped_log_prob_is_the_density_at_the_nearest_point_of_the_box(name):
+    prior, _ = CASES[name]
+    width = prior.upper - prior.lower
+    theta = np.stack([prior.lower - width, (prior.lower + prior.upper) / 2, prior.upper + 3 * width])
+    nearest = np.clip(theta, prior.lower, prior.upper)
+    for values, reference in ((prior.log_prob(theta, clamp=True), prior.log_prob(nearest)),
+                              (prior.log_prob(torch.from_numpy(theta), clamp=True).numpy(),
+                               prior.log_prob(torch.from_numpy(nearest)).numpy())):
+        assert np.isfinite(values).all()
+        np.testing.assert_allclose(values, reference, rtol=1e-12)
+
+
 def test_gradients():
     theta = torch.tensor([[0.3, 0.7], [1.5, -2.5]], dtype=torch.float64, requires_grad=True)
     loc, scale = np.array([0.5, -2.0]), np.array([1.0, 0.3])

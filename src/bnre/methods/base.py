@@ -77,6 +77,8 @@ class Method(ABC):
     name: ClassVar[str]
     #: the options of :data:`METHOD_OPTIONS` this method uses
     options: ClassVar[frozenset[str]] = frozenset()
+    #: whether training batches score marginal pairs (a likelihood alone needs none)
+    marginal_pairs: ClassVar[bool] = True
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -108,7 +110,7 @@ class Method(ABC):
     def permutations(self, seeds: list[int], members: list[int], epoch: int, budget: int, device) -> list[Tensor] | None:
         """The marginal permutation of every batch of ``epoch`` for the ``members`` (their
         seeds indexed by member id): per step a (K, B) tensor; None with ``marginals="roll"``."""
-        if self.config.marginals == "roll":
+        if self.config.marginals == "roll" or not self.marginal_pairs:
             return None
         batch = self.config.batch_size
         per_member = [marginal_permutations(seeds[m], epoch, budget, batch) for m in members]
@@ -132,7 +134,11 @@ class Method(ABC):
         return 0.0
 
     def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
-        """Logits of a batch's joint pairs and of its marginal pairs."""
+        """Logits of a batch's joint pairs and of its marginal pairs (none, (..., 0), without
+        :attr:`marginal_pairs`)."""
+        if not self.marginal_pairs:
+            logits = forward(theta, x, theta.unsqueeze(-2)[..., :0, :])  # no partners: (..., B, 0, D)
+            return logits._replace(marginal=logits.marginal.flatten(-2))
         return forward(theta, x, self.marginal_theta(theta, permutation))
 
     def validation_logits(self, forward: Forward, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:

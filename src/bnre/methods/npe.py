@@ -13,7 +13,7 @@ from ..config import TrainConfig
 from ..flows import PosteriorEstimator
 from ..losses import Logits
 from ..tasks import Task
-from .base import Balanced, Forward, Method, apply_fixed_statistics, input_preprocess
+from .base import Balanced, Method, apply_fixed_statistics, input_preprocess
 
 
 def nll_loss(log_density: Tensor) -> Tensor:
@@ -41,16 +41,10 @@ class NPE(Method):
 
     name = "npe"
     options = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
+    marginal_pairs = False
 
     def estimator(self, task: Task) -> PosteriorEstimator:
         return build_posterior_estimator(task, self.config)
-
-    def permutations(self, seeds, members, epoch, budget, device) -> None:
-        return None
-
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
-        logits = forward(theta, x, theta.unsqueeze(-2)[..., :0, :])  # no marginal pairs: (..., B, 0, D)
-        return logits._replace(marginal=logits.marginal.flatten(-2))  # (..., 0)
 
     def cross_entropy(self, logits: Logits) -> Tensor:
         """The negative log-likelihood (the loss's likelihood part)."""
@@ -67,12 +61,7 @@ class BNPE(Balanced, NPE):
 
     name = "bnpe"
     options = NPE.options | Balanced.balancing_options | {"marginals"}
-
-    def permutations(self, seeds, members, epoch, budget, device):
-        return Method.permutations(self, seeds, members, epoch, budget, device)
-
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
-        return Method.logits(self, forward, theta, x, permutation)
+    marginal_pairs = True  # the penalty needs them
 
     def describe(self) -> str:
         return f"B{NPE.describe(self)[:-1]}, lambda={self.config.lmbda})"

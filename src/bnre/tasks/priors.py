@@ -64,21 +64,26 @@ class Prior(ABC):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` parameters, shape ``(n, D)``, float64, inside the box."""
 
-    def log_prob(self, theta: Array) -> Array:
-        """Log density of ``theta`` with shape ``(..., D)``; :math:`-\\infty` outside the box."""
+    def log_prob(self, theta: Array, clamp: bool = False) -> Array:
+        """Log density of ``theta`` with shape ``(..., D)``; :math:`-\\infty` outside the box,
+        or with ``clamp`` the density at ``theta`` clamped onto the box (finite everywhere)."""
         if isinstance(theta, torch.Tensor):
             if not theta.is_floating_point():
                 theta = theta.to(torch.get_default_dtype())
             self._check_shape(theta.shape)
             lower, upper = self._tensor(self.lower, theta), self._tensor(self.upper, theta)
-            inside = ((theta >= lower) & (theta <= upper)).all(dim=-1)
             # clamped, so that no NaN (nor its gradient) comes from outside the box
             value = self._log_prob_torch(torch.clamp(theta, lower, upper))
+            if clamp:
+                return value
+            inside = ((theta >= lower) & (theta <= upper)).all(dim=-1)
             return torch.where(inside, value, torch.full_like(value, -math.inf))
         theta = np.asarray(theta, dtype=np.float64)
         self._check_shape(theta.shape)
-        inside = np.all((theta >= self.lower) & (theta <= self.upper), axis=-1)
         value = self._log_prob_numpy(np.clip(theta, self.lower, self.upper))
+        if clamp:
+            return value
+        inside = np.all((theta >= self.lower) & (theta <= self.upper), axis=-1)
         return np.where(inside, value, -np.inf)
 
     @abstractmethod
