@@ -55,3 +55,41 @@ def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     return f"cpu ({THREADS} threads)"
+
+
+def plain_loop_seconds(parameters, loss, theta, x, epochs: int, device: str, batch: int = 128) -> float:
+    """Seconds of the loop a user writes: AdamW (lr 1e-3) on ``parameters`` and
+    ``loss(theta_batch, x_batch)`` over freshly shuffled batches of ``theta`` and ``x``
+    (already on ``device``), ``epochs`` times."""
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3)
+    n = len(theta)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(n, device=device)
+        for a in range(0, n, batch):
+            i = order[a : a + batch]
+            value = loss(theta[i], x[i])
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def ensemble_seconds(task, train, val, config, members: list[int], budget: int) -> float:
+    """Seconds of one :func:`bnre.trainer.fit_ensemble` call training ``members`` of
+    ``config``'s method together, each on ``budget`` pairs of its own subset of ``train``."""
+    from bnre.methods import get_method
+    from bnre.sampling import member_seed, member_subset
+    from bnre.trainer import fit_ensemble
+
+    seeds = [member_seed(0, task.name, budget, m) for m in members]
+    subsets = [member_subset(s, len(train), budget) for s in seeds]
+    estimators = []
+    for s in seeds:
+        torch.manual_seed(s)
+        estimators.append(get_method(config).estimator(task))
+    start = time.perf_counter()
+    fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    return time.perf_counter() - start

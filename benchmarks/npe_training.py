@@ -23,20 +23,16 @@ Ends with ``npe speedup_vs_zuko=<x>``.
 from __future__ import annotations
 
 import argparse
-import time
 
-from common import device_name
+from common import device_name, ensemble_seconds, plain_loop_seconds
 
 import torch
 import zuko
 
 from bnre.config import TrainConfig
 from bnre.data import Pairs
-from bnre.methods import get_method
-from bnre.sampling import member_seed, member_subset
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.trainer import fit_ensemble
 
 BUDGET = 2**13
 TRANSFORMS, HIDDEN = 5, [128, 128]
@@ -46,34 +42,9 @@ def zuko_loop(train: Pairs, epochs: int, seed: int, device: str) -> float:
     """Seconds of a plain zuko training loop (one member), data on the device."""
     torch.manual_seed(seed)
     flow = zuko.flows.NSF(2, 8, transforms=TRANSFORMS, hidden_features=HIDDEN).to(device)
-    optimizer = torch.optim.AdamW(flow.parameters(), lr=1e-3)
     theta = torch.as_tensor(train.theta[:BUDGET], device=device)
     x = torch.as_tensor(train.x[:BUDGET], device=device)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(BUDGET, device=device)
-        for a in range(0, BUDGET, 128):
-            i = order[a : a + 128]
-            loss = -flow(x[i]).log_prob(theta[i]).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def bnre_run(task, train: Pairs, val: Pairs, config: TrainConfig, members: list[int]) -> float:
-    """Seconds of one ``fit_ensemble`` call training ``members`` together."""
-    seeds = [member_seed(0, "slcp", BUDGET, m) for m in members]
-    subsets = [member_subset(s, BUDGET, BUDGET) for s in seeds]
-    estimators = []
-    for s in seeds:
-        torch.manual_seed(s)
-        estimators.append(get_method(config).estimator(task))
-    start = time.perf_counter()
-    fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
-    return time.perf_counter() - start
+    return plain_loop_seconds(flow.parameters(), lambda t, c: -flow(c).log_prob(t).mean(), theta, x, epochs, device)
 
 
 def main() -> None:
@@ -91,8 +62,8 @@ def main() -> None:
                          flow_transforms=TRANSFORMS, flow_hidden=HIDDEN)
     pairs_members = BUDGET * epochs * k
 
-    bnre_run(task, train, val, TrainConfig(**{**config.__dict__, "epochs": 1, "replicates": 1}), [0])  # warm-up
-    ours = bnre_run(task, train, val, config, list(range(k)))
+    ensemble_seconds(task, train, val, TrainConfig(**{**config.__dict__, "epochs": 1, "replicates": 1}), [0], BUDGET)  # warm-up
+    ours = ensemble_seconds(task, train, val, config, list(range(k)), BUDGET)
     zuko_loop(train, 1, 0, device)  # warm-up
     plain = sum(zuko_loop(train, epochs, m, device) for m in range(k))
 

@@ -25,20 +25,16 @@ Ends with ``train speedup_vs_lampe=<x> peak_fraction=<y>``.
 from __future__ import annotations
 
 import argparse
-import time
 
-from common import device_name, matmul_peak
+from common import device_name, ensemble_seconds, matmul_peak, plain_loop_seconds
 
 import torch
 from torch import nn
 
 from bnre.data import Pairs
-from bnre.trainer import fit_ensemble
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task
 from bnre.config import TrainConfig
-from bnre.methods import build_estimator
-from bnre.sampling import member_seed, member_subset
 
 BUDGET = 2**14
 HIDDEN = [256] * 6
@@ -55,35 +51,15 @@ def lampe_loop(train: Pairs, epochs: int, seed: int, device: str) -> float:
 
     torch.manual_seed(seed)
     estimator = lampe.inference.NRE(2, 8, hidden_features=HIDDEN, activation=nn.SELU).to(device)
-    loss_fn = lampe.inference.BNRELoss(estimator, lmbda=100.0)
-    optimizer = torch.optim.AdamW(estimator.parameters(), lr=1e-3)
     theta = torch.as_tensor(train.theta[:BUDGET], device=device)
     x = torch.as_tensor(train.x[:BUDGET], device=device)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(BUDGET, device=device)
-        for a in range(0, BUDGET, 128):
-            i = order[a : a + 128]
-            loss = loss_fn(theta[i], x[i])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return plain_loop_seconds(estimator.parameters(), lampe.inference.BNRELoss(estimator, lmbda=100.0), theta, x,
+                              epochs, device)
 
 
 def bnre_run(task, train: Pairs, val: Pairs, config: TrainConfig, members: list[int]) -> float:
     """Seconds of one ``fit_ensemble`` call training ``members`` together."""
-    seeds = [member_seed(0, "slcp", BUDGET, m) for m in members]
-    subsets = [member_subset(s, BUDGET, BUDGET) for s in seeds]
-    estimators = []
-    for s in seeds:
-        torch.manual_seed(s)
-        estimators.append(build_estimator(task, HIDDEN, "SELU"))
-    start = time.perf_counter()
-    fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
-    return time.perf_counter() - start
+    return ensemble_seconds(task, train, val, config, members, BUDGET)
 
 
 def public_update_run(task, train: Pairs, val: Pairs, config: TrainConfig, members: list[int]) -> float:
