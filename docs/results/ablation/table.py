@@ -8,10 +8,11 @@ on N pairs), expected log posterior, its gap to NRE under the same protocol (nre
 authors' recipes, nre_today for bnre_today) and to the prior, balancing, kept epoch.
 """
 
-import math
 import sys
+from pathlib import Path
 
-import pandas as pd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cells import cells  # noqa: E402  (docs/results/cells.py)
 
 CHANGES = ["last", "roll", "early", "wd", "sched", "norm", "valset"]
 ORDER = (["nre"] + [f"nre_{c}" for c in CHANGES] + ["bnre", "bnre_unbiased", "bnre_mean"]
@@ -19,35 +20,27 @@ ORDER = (["nre"] + [f"nre_{c}" for c in CHANGES] + ["bnre", "bnre_unbiased", "bn
 
 
 def main(path: str) -> None:
-    s = pd.read_csv(path, dtype={"replicate": str})
-    for task in sorted(s.task.unique()):
-        t = s[s.task == task]
-        for budget in sorted(t.budget.unique()):
-            b = t[t.budget == budget]
-            ens = b[b.replicate == "ensemble"].pivot_table(index="method", columns="metric", values="value")
-            mem = b[b.replicate != "ensemble"].groupby(["method", "metric"]).value.agg(["mean", "std"])
-            n = ens.test_pairs.iloc[0]
-            band = 1.96 / math.sqrt(12 * n)
-            prior = ens.log_prior.iloc[0]
-            exact = ens.log_posterior.get("exact", float("nan"))
-            print(f"\n{task}, budget {budget} (N = {n:.0f} pairs: AUC band ±{band:.3f}; prior {prior:.2f})\n")
-            print("| method | AUC ensemble | AUC members | each member | log post. ensemble | − NRE | − prior "
-                  "| − exact | members | balancing | kept epoch |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
-            if "exact" in ens.index:
-                print(f"| exact posterior (grid) | {ens.coverage_auc['exact']:+.3f} | | | {exact:.2f} | | "
-                      f"{exact - prior:+.2f} | | | | |")
-            estimators = [m for m in ens.index if m != "exact"]
-            for m in [m for m in ORDER if m in estimators] + sorted(set(estimators) - set(ORDER)):
-                ref = "nre_today" if m.endswith("_today") else "nre"
-                gap = ens.log_posterior[m] - ens.log_posterior[ref] if ref in ens.index else float("nan")
-                auc_m, lp_m = mem.loc[(m, "coverage_auc")], mem.loc[(m, "log_posterior")]
-                each = b[(b.method == m) & (b.replicate != "ensemble") & (b.metric == "coverage_auc")]
-                each = ", ".join(f"{v:+.3f}" for v in each.sort_values("replicate").value)
-                print(f"| {m} | {ens.coverage_auc[m]:+.3f} | {auc_m['mean']:+.3f} ± {auc_m['std']:.3f} | {each} | "
-                      f"{ens.log_posterior[m]:.2f} | {gap:+.2f} | {ens.log_posterior[m] - prior:+.2f} | "
-                      f"{ens.log_posterior[m] - exact:+.2f} | {lp_m['mean']:.2f} ± {lp_m['std']:.2f} | "
-                      f"{ens.balancing[m]:.3f} | {mem.loc[(m, 'kept_epoch')]['mean']:.0f} |")
+    for cell in cells(path):
+        task, budget, b, ens, mem, n, prior, exact = cell
+        print(f"\n{task}, budget {budget} (N = {n:.0f} pairs: AUC band ±{cell.band:.3f}; prior {prior:.2f})\n")
+        print("| method | AUC ensemble | AUC members | each member | log post. ensemble | − NRE | − prior "
+              "| − exact | members | balancing | kept epoch |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        if "exact" in ens.index:
+            print(f"| exact posterior (grid) | {ens.coverage_auc['exact']:+.3f} | | | {exact:.2f} | | "
+                  f"{exact - prior:+.2f} | | | | |")
+        estimators = [m for m in ens.index if m != "exact"]
+        for m in [m for m in ORDER if m in estimators] + sorted(set(estimators) - set(ORDER)):
+            ref = "nre_today" if m.endswith("_today") else "nre"
+            gap = ens.log_posterior[m] - ens.log_posterior[ref] if ref in ens.index else float("nan")
+            auc_m, lp_m = mem.loc[(m, "coverage_auc")], mem.loc[(m, "log_posterior")]
+            each = b[(b.method == m) & (b.replicate != "ensemble") & (b.metric == "coverage_auc")]
+            each = ", ".join(f"{v:+.3f}" for v in each.sort_values("replicate").value)
+            print(f"| {m} | {ens.coverage_auc[m]:+.3f} | {auc_m['mean']:+.3f} ± {auc_m['std']:.3f} | {each} | "
+                  f"{ens.log_posterior[m]:.2f} | {gap:+.2f} | {ens.log_posterior[m] - prior:+.2f} | "
+                  f"{ens.log_posterior[m] - exact:+.2f} | {lp_m['mean']:.2f} ± {lp_m['std']:.2f} | "
+                  f"{ens.balancing[m]:.3f} | {mem.loc[(m, 'kept_epoch')]['mean']:.0f} |")
+
 
 if __name__ == "__main__":
     main(sys.argv[1])
