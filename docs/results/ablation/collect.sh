@@ -12,12 +12,7 @@ set -euo pipefail
 study=${1:-studies/ablation}
 out=docs/results/ablation
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-for table in summary:metrics coverage:coverage; do
-  python -m bnre aggregate --output "$tmp/${table%%:*}.csv" "$study"/results/*/*/*/"${table##*:}".csv
-  python docs/results/ablation/merge.py "$out/${table%%:*}.csv" "$tmp/${table%%:*}.csv"
-done
+python docs/results/ablation/merge.py "$study" "$out" summary:metrics coverage:coverage
 python -m bnre figures --summary "$out/summary.csv" --coverage "$out/coverage.csv" --outdir "$out" --formats png
 mkdir -p "$out/histories"
 for history in "$study"/models/*/*/*.history.csv; do

@@ -9,17 +9,12 @@ set -euo pipefail
 study=${1:-studies/methods}
 out=docs/results/methods
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 [ -f "$out/calibration.csv.gz" ] && gunzip -f "$out/calibration.csv.gz"  # the committed one, merged below
-for table in summary:metrics coverage:coverage calibration:calibration; do  # output:per-cell file
-  python -m bnre aggregate --output "$tmp/${table%%:*}.csv" "$study"/results/*/*/*/"${table##*:}".csv
-  python docs/results/ablation/merge.py "$out/${table%%:*}.csv" "$tmp/${table%%:*}.csv"
-done
+python docs/results/ablation/merge.py "$study" "$out" summary:metrics coverage:coverage calibration:calibration
 python -m bnre figures --summary "$out/summary.csv" --coverage "$out/coverage.csv" \
   --calibration "$out/calibration.csv" --outdir "$out" --formats png
-gzip -f "$out/calibration.csv"  # 1 row per pair and parameter: compressed in the repository
+gzip -nf "$out/calibration.csv"  # 1 row per pair and parameter: compressed in the repository
 # the figures of single cells' trainings and posteriors, as the study drew them
 for figure in posterior training penalty; do cp "$study"/figures/${figure}_*.png "$out"/ 2>/dev/null || true; done
 python docs/results/methods/table.py "$out/summary.csv" > "$out/tables.md"
