@@ -16,7 +16,7 @@ from bnre.trainer import fit_ensemble
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task
 from bnre.config import TrainConfig
-from bnre.methods import build_estimator, get_method
+from bnre.methods import get_method
 from bnre.sampling import member_seed, member_subset
 from reference_trainer import train_member
 
@@ -25,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pairs(task, split, n):
     return Pairs(*simulate_range(get_task(task), split, 1, 0, n), {"task": task})
+
+
+def fit_members(task, config, train, val, budget, block=1, seed=None):
+    """``config.replicates`` members of ``config``'s method trained together on ``budget``
+    pairs each (blocks of ``block`` rows); seeds from ``seed`` (default ``config.seed``)."""
+    seeds = [member_seed(config.seed if seed is None else seed, task.name, budget, k) for k in range(config.replicates)]
+    estimators = []
+    for s in seeds:
+        torch.manual_seed(s)
+        estimators.append(get_method(config).estimator(task))
+    subsets = [member_subset(s, len(train), budget, block) for s in seeds]
+    return fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
 
 
 @pytest.mark.parametrize("warmup, block", [(0, 1), (3, 128)])
@@ -36,13 +48,7 @@ def test_vectorised_members_equal_independent_runs(warmup, block):
         method="bnre", replicates=3, epochs=12, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=0,
         lambda_warmup=warmup, shuffle_block=block,
     )
-    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(3)]
-    estimators = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        estimators.append(build_estimator(task, config.hidden, config.activation))
-    subsets = [member_subset(s, len(train), 1000, block) for s in seeds]
-    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    states, history = fit_members(task, config, train, val, 1000, block)
     for k in range(3):
         ref_state, ref_history = train_member(task, config, train, val, 1000, k)
         mine = [h for h in history if h["member"] == k]
@@ -75,13 +81,7 @@ def test_vectorised_members_of_every_method_equal_independent_runs(method):
         method=method, replicates=2, epochs=5, patience=2, hidden=[32, 32], batch_size=64, scheduler_patience=0,
         lr=3e-3, cardinality=3, gamma=2.0, flow_transforms=2, flow_hidden=[16, 16], marginals="permute", lmbda=10.0,
     )
-    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(2)]
-    estimators = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        estimators.append(get_method(config).estimator(task))
-    subsets = [member_subset(s, len(train), 1000) for s in seeds]
-    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    states, history = fit_members(task, config, train, val, 1000)
     for k in range(2):
         ref_state, ref_history = train_member(task, config, train, val, 1000, k)
         mine = [h for h in history if h["member"] == k]
@@ -110,13 +110,7 @@ def test_protocol_options_in_the_stacked_trainer_equal_a_plain_loop(options):
     task = get_task("slcp")
     train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
     config = TrainConfig(method="bnre", replicates=2, epochs=7, hidden=[32, 32], batch_size=64, lr=0.01, **options)
-    seeds = [member_seed(config.seed, "slcp", 1000, k) for k in range(2)]
-    estimators = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        estimators.append(build_estimator(task, config.hidden, config.activation, config.normalise))
-    subsets = [member_subset(s, len(train), 1000) for s in seeds]
-    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    states, history = fit_members(task, config, train, val, 1000)
     for k in range(2):
         ref_state, ref_history = train_member(task, config, train, val, 1000, k)
         mine = [h for h in history if h["member"] == k]
@@ -145,13 +139,7 @@ def test_mixed_precision_training_tracks_float32():
     curves = {}
     for amp in (False, True):
         config = TrainConfig(method="bnre", replicates=2, epochs=3, hidden=[64, 64], amp=amp)
-        seeds = [member_seed(0, "slcp", 2048, k) for k in range(2)]
-        estimators = []
-        for seed in seeds:
-            torch.manual_seed(seed)
-            estimators.append(build_estimator(task, config.hidden, config.activation))
-        subsets = [member_subset(s, 2048, 2048) for s in seeds]
-        _, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+        _, history = fit_members(task, config, train, val, 2048, seed=0)
         curves[amp] = np.array([[h["train_loss"], h["val_loss"]] for h in history])
     assert np.isfinite(curves[True]).all()
     assert not np.array_equal(curves[True], curves[False])  # autocast did change the arithmetic
@@ -343,13 +331,7 @@ def scripted_fit(monkeypatch, patience):
     train, val = pairs("gaussian", "train", 512), pairs("gaussian", "val", 128)
     config = TrainConfig(method="nre", replicates=3, epochs=10, patience=patience, hidden=[8], batch_size=64,
                          scheduler_patience=100)
-    seeds = [member_seed(config.seed, "gaussian", 256, k) for k in range(3)]
-    estimators = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        estimators.append(build_estimator(task, config.hidden, config.activation))
-    subsets = [member_subset(s, len(train), 256) for s in seeds]
-    states, history = fit_ensemble(task, estimators, seeds, subsets, train, val, config, log=lambda _: None)
+    states, history = fit_members(task, config, train, val, 256)
     return states, history, snapshots
 
 
