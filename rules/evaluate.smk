@@ -26,13 +26,18 @@ rule evaluate:
         max_cells=config["evaluate"]["max_cells"],
         method=config["evaluate"]["coverage_method"],
         mc_samples=config["evaluate"]["mc_samples"],
+        precision=config["evaluate"]["precision"],
+        delta=config["evaluate"]["precision_delta"],
+        tolerance=config["evaluate"]["precision_tolerance"],
     shell:
         "python -m bnre --threads {threads} evaluate --task {params.task:q}"
         " --model {input.model} --test {input.test}"
         " --bins {params.bins} --pairs {params.pairs} --metrics {output.metrics}"
         " --coverage {output.coverage} --ranks {output.ranks}"
         " --calibration {output.calibration} --max-cells {params.max_cells}"
-        " --coverage-method {params.method} --mc-samples {params.mc_samples} > {log} 2>&1"
+        " --coverage-method {params.method} --mc-samples {params.mc_samples}"
+        " --precision {params.precision} --precision-delta {params.delta}"
+        " --precision-tolerance {params.tolerance} > {log} 2>&1"
 
 
 rule evaluate_exact:

@@ -119,6 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .coverage import grid_bins
     from .devices import pick_device
     from .evaluate import evaluate, with_kept_epochs
+    from .precision import GridPrecision, bf16_capable
     from .train import load_ensemble
 
     task, members, meta = load_ensemble(args.model, task=args.task)
@@ -126,8 +127,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
     log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {bins} bins per dimension")
     device = pick_device(args.device)
+    precision = GridPrecision(args.precision, args.precision_delta, args.precision_tolerance)
+    if precision.mode == "bf16" and not bf16_capable(device):
+        log(f"--precision bf16 on {device}, which has no native bfloat16: emulated, and slower than float32")
     tables = list(evaluate(
-        task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples
+        task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples,
+        precision=precision,
     ))
     keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
     tables[0] = with_kept_epochs(tables[0], meta.get("kept_epochs"))
@@ -379,6 +384,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--coverage-method", choices=["grid", "mc"], default="grid", help="ranks from the grid or from MCMC samples")
     s.add_argument("--mc-samples", type=int, default=1000, help="MCMC samples per observation with --coverage mc")
     s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
+    s.add_argument(
+        "--precision", choices=["auto", "float32", "bf16"], default="auto",
+        help="grid in float32, or in bf16 refined in float32 where a rank can change (auto: bf16 where the hardware has it)",
+    )
+    s.add_argument("--precision-delta", type=float, default=0.1, help="bound on the bf16 log-density error, nats (checked)")
+    s.add_argument("--precision-tolerance", type=float, default=1e-4, help="bound on each rank's error in bf16")
     s.set_defaults(run=cmd_evaluate)
 
     s = sub.add_parser("evaluate-exact", help="the same diagnostics for the exact posterior of a tractable task")

@@ -26,6 +26,8 @@ import torch
 from scipy.stats import beta
 from torch import Tensor
 
+from .precision import MixedPrecisionGrid
+
 #: The 19 credibility levels of the paper.
 PAPER_LEVELS = np.round(np.arange(1, 20) * 0.05, 2)
 
@@ -88,16 +90,23 @@ class GridBatch:
 
 
 def grid_pass(
-    log_density: Callable[[Tensor, slice], Tensor], n: int, cells: Tensor, rows: int = GRID_BATCH
+    log_density: Callable[[Tensor, slice], Tensor],
+    n: int,
+    cells: Tensor,
+    rows: int = GRID_BATCH,
+    log_true: Tensor | None = None,
 ) -> Iterator[GridBatch]:
     """The one batched pass over the grid that coverage and every grid diagnostic use.
 
     ``log_density(theta, rows)`` returns the unnormalised log posterior of observations
     ``rows`` at ``theta`` of shape (1, G, D), as (..., n, G). Batches hold about ``rows``
-    grid rows (cells × observations).
+    grid rows (cells × observations). A :class:`~bnre.precision.MixedPrecisionGrid` given
+    ``log_true`` (..., N), its float32 value at the true parameters, computes the grid in
+    bf16 and refines it where a rank can change.
     """
+    mixed = isinstance(log_density, MixedPrecisionGrid) and log_true is not None
     for batch in grid_batches(n, len(cells), rows):
-        log_grid = log_density(cells[None], batch)
+        log_grid = log_density.grid(cells, batch, log_true[..., batch]) if mixed else log_density(cells[None], batch)
         yield GridBatch(batch, log_grid, cell_mass(log_grid))
 
 
@@ -109,14 +118,14 @@ def grid_ranks(
 ) -> tuple[Tensor, Tensor]:
     """Ranks of ``theta_true`` (N, D) and the log normaliser on the grid.
 
-    ``log_density`` is as in :func:`grid_pass`, also called at ``theta_true[rows]`` of
-    shape (n, 1, D). Returns ``ranks`` (..., N) and ``log_z`` (..., N) with
+    ``log_density`` is as in :func:`grid_pass`, also called at ``theta_true`` of shape
+    (N, 1, D). Returns ``ranks`` (..., N) and ``log_z`` (..., N) with
     :math:`\\log Z = \\log \\sum_c \\hat p(\\theta_c \\mid x)` (cell volume not included).
     """
     all_ranks, all_log_z = [], []
-    for batch in grid_pass(log_density, len(theta_true), cells, rows):
-        log_true = log_density(theta_true[batch.rows][:, None], batch.rows)[..., 0]
-        all_ranks.append(ranks(batch.log_density, log_true, batch.mass))
+    log_true = log_density(theta_true[:, None], slice(0, len(theta_true)))[..., 0]
+    for batch in grid_pass(log_density, len(theta_true), cells, rows, log_true):
+        all_ranks.append(ranks(batch.log_density, log_true[..., batch.rows], batch.mass))
         all_log_z.append(torch.logsumexp(batch.log_density.double(), dim=-1))
     return torch.cat(all_ranks, dim=-1), torch.cat(all_log_z, dim=-1)
 

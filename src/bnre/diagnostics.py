@@ -117,7 +117,7 @@ def grid_diagnostics(
         (len(theta), task.theta_dim), generator=box, dtype=torch.float64
     )
     parts: dict[str, list[Tensor]] = defaultdict(list)
-    for batch in grid_pass(log_density, len(theta), cells, rows):
+    for batch in grid_pass(log_density, len(theta), cells, rows, log_true):
         log_grid, mass = batch.log_density, batch.mass  # (E, n, G)
         k, n, g = log_grid.shape
         truth, theta_b = log_true[:, batch.rows], theta[batch.rows]

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .coverage import GRID_BATCH, GRID_BATCH_CUDA
 from .nn import ConditionalEstimator
+from .precision import LowPrecisionHead
 
 
 def ensemble_log_ratio(log_ratios: Tensor) -> Tensor:
@@ -41,6 +42,7 @@ class Ensemble:
         self.embeddings = torch.stack(
             [torch.cat([m.embed(x[a : a + 1024]) for a in range(0, len(x), 1024)]) for m in self.members]
         )  # (K, N, E)
+        self._low: list[LowPrecisionHead] | None = None
         self.names = [str(k) for k in range(len(self.members))]
         if len(self.members) > 1:
             self.names.append("ensemble")
@@ -49,19 +51,48 @@ class Ensemble:
         """Rows of the outputs: the members, and the ensemble when there are several."""
         return len(self.names)
 
-    def log_ratio(self, theta: Tensor, rows: slice) -> Tensor:
-        """Log-ratios (K [+ 1], n, G) of observations ``rows`` at ``theta`` (n or 1, G, D)."""
+    def log_ratio(self, theta: Tensor, rows: slice, low_precision: bool = False) -> Tensor:
+        """Log-ratios (K [+ 1], n, G) of observations ``rows`` at ``theta`` (n or 1, G, D);
+        with ``low_precision``, from the heads' bf16 form (:meth:`low_precision_heads`)."""
         n = rows.stop - rows.start
         step = max(1, self.rows // n)
+        heads = self.low_precision_heads() if low_precision else [m.head_log_ratio for m in self.members]
         log_r = torch.stack(
             [
                 torch.cat(
-                    [m.head_log_ratio(theta[:, a : a + step], e[rows, None, :]) for a in range(0, theta.shape[1], step)],
+                    [head(theta[:, a : a + step], e[rows, None, :]) for a in range(0, theta.shape[1], step)],
                     dim=-1,
+                )
+                for head, e in zip(heads, self.embeddings)
+            ]
+        )
+        return self._with_ensemble(log_r)
+
+    def log_ratio_at(self, theta: Tensor, obs: Tensor) -> Tensor:
+        """Log-ratios (K [+ 1], P) at pairs of parameters ``theta`` (P, D) and observation
+        indices ``obs`` (P,)."""
+        log_r = torch.stack(
+            [
+                torch.cat(
+                    [m.head_log_ratio(theta[a : a + self.rows], e[obs[a : a + self.rows]]) for a in range(0, len(obs), self.rows)]
+                    or [theta.new_zeros(0)]
                 )
                 for m, e in zip(self.members, self.embeddings)
             ]
         )
+        return self._with_ensemble(log_r)
+
+    def supports_low_precision(self) -> bool:
+        """Whether every member's head has a bf16 form (:class:`~bnre.precision.LowPrecisionHead`)."""
+        return all(LowPrecisionHead.applies(m) for m in self.members)
+
+    def low_precision_heads(self) -> list[LowPrecisionHead]:
+        """The members' heads with bf16 hidden layers, built once."""
+        if self._low is None:
+            self._low = [LowPrecisionHead(m) for m in self.members]
+        return self._low
+
+    def _with_ensemble(self, log_r: Tensor) -> Tensor:
         if len(self.members) == 1:
             return log_r
         return torch.cat([log_r, ensemble_log_ratio(log_r)])

@@ -38,28 +38,56 @@ from .diagnostics import Evaluation, exact_log_posterior, grid_diagnostics, tabl
 from .ensemble import Ensemble
 from .losses import marginal_theta
 from .nn import ConditionalEstimator
+from .precision import GridPrecision, MixedPrecisionGrid
 from .tasks import Task
 
 
-def log_posterior_on(ensemble: Ensemble, task: Task):
+def log_posterior_on(ensemble: Ensemble, task: Task, precision: GridPrecision | None = None, seed: int = 0):
     r"""The unnormalised log posterior :math:`\log p(\theta) + \log \hat r(\theta, x)`,
-    ``(theta, rows) -> (E, n, G)``, of every estimator."""
+    ``(theta, rows) -> (E, n, G)``, of every estimator: a
+    :class:`~bnre.precision.MixedPrecisionGrid` where ``precision`` takes bf16 and every
+    member's head has a bf16 form, else in float32."""
 
     def log_density(theta: Tensor, rows: slice) -> Tensor:
         return ensemble.log_ratio(theta, rows) + task.prior.log_prob(theta)
 
-    return log_density
+    device = ensemble.embeddings.device
+    if precision is None or not precision.uses_bf16(device) or not ensemble.supports_low_precision():
+        return log_density
+
+    def low(theta: Tensor, rows: slice) -> Tensor:
+        return ensemble.log_ratio(theta, rows, low_precision=True) + task.prior.log_prob(theta)
+
+    def at(theta: Tensor, obs: Tensor) -> Tensor:
+        return ensemble.log_ratio_at(theta, obs) + task.prior.log_prob(theta)
+
+    return MixedPrecisionGrid(log_density, low, at, precision, seed)
+
+
+def precision_metrics(log_density, estimators: int) -> dict[str, Tensor]:
+    """Which grid path ran, per estimator (E,): ``grid_bf16`` (1 or 0) and, for bf16, the
+    fraction of cells computed in float32, of batches that fell back, and the largest
+    bf16 error measured."""
+    values = log_density.counts.metrics() if isinstance(log_density, MixedPrecisionGrid) else {"grid_bf16": 0.0}
+    return {key: torch.full((estimators,), value, dtype=torch.float64) for key, value in values.items()}
 
 
 @torch.no_grad()
 def coverage_ranks(
-    task: Task, members: Sequence[ConditionalEstimator], theta: np.ndarray, x: np.ndarray, bins: int, device: str = "cpu"
+    task: Task,
+    members: Sequence[ConditionalEstimator],
+    theta: np.ndarray,
+    x: np.ndarray,
+    bins: int,
+    device: str = "cpu",
+    precision: GridPrecision | None = None,
 ) -> Tensor:
-    """Grid ranks of ``theta`` (N, D) for every estimator: (K [+ 1], N)."""
+    """Grid ranks of ``theta`` (N, D) for every estimator: (K [+ 1], N); in float32 unless
+    ``precision`` says otherwise (:mod:`bnre.precision`)."""
     theta_t = torch.as_tensor(theta, device=device)
     cells, _ = grid(task.lower, task.upper, bins)
     ensemble = Ensemble(members, torch.as_tensor(x, device=device))
-    log_density = log_posterior_on(ensemble, task)
+    log_density = log_posterior_on(ensemble, task, precision)
     rank, _ = grid_ranks(log_density, theta_t, cells.to(device), ensemble.rows)
     return rank.cpu()
 
@@ -108,13 +136,16 @@ def evaluate(
     coverage: str = "grid",
     mc_samples: int = 1000,
     seed: int = 0,
+    precision: GridPrecision | None = None,
 ) -> Evaluation:
     """Evaluate members and their ensemble on test pairs (:class:`Evaluation`).
 
     With ``coverage="mc"`` the ranks (hence coverage) come from ``mc_samples`` MCMC
     samples per observation (:mod:`bnre.mcmc`) instead of the grid; the grid still
     gives the other diagnostics. For a tractable task every estimator is also compared
-    with the exact posterior on the grid (``kl_exact``, ``tv_exact``).
+    with the exact posterior on the grid (``kl_exact``, ``tv_exact``). ``precision``
+    (:mod:`bnre.precision`) chooses float32 or bf16 with float32 refinement for the grid
+    (float32 by default); the metrics record which path ran.
     """
     if coverage not in ("grid", "mc"):
         raise ValueError(f"unknown coverage method {coverage!r}; expected 'grid' or 'mc'")
@@ -131,14 +162,16 @@ def evaluate(
     log_r_marg = estimators.log_ratio(marginal_theta(theta_t)[:, None], everything)[..., 0]
     log_post_unnorm = (log_r_true + log_prior).double()
     exact = exact_log_posterior(task, x_t) if task.tractable else None
+    log_density = log_posterior_on(estimators, task, precision, seed)
     d = grid_diagnostics(
-        task, log_posterior_on(estimators, task), log_r_true + log_prior, theta_t, cells, bins, estimators.rows,
+        task, log_density, log_r_true + log_prior, theta_t, cells, bins, estimators.rows,
         exact=exact, seed=seed,
     )
     rank = monte_carlo_ranks(task, estimators, theta_t, mc_samples, seed).cpu().numpy() if coverage == "mc" else None
     log_post = (log_post_unnorm - d["log_z"] - log_volume).cpu()
     balancing = torch.sigmoid(log_r_true).mean(dim=1) + torch.sigmoid(log_r_marg).mean(dim=1)
     extra = {"balancing": balancing.cpu(), "balancing_error": (balancing - 1).cpu()}
+    extra.update(precision_metrics(log_density, len(log_r_true)))
     names = estimators.names if len(log_r_true) > 1 else ["0"]
     return tables(task, names, d, theta_t, log_post, log_post_unnorm.cpu(), extra, rank)
 
