@@ -385,7 +385,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mc-samples", type=int, default=1000, help="MCMC samples per observation with --coverage mc")
     s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
     s.add_argument(
-        "--precision", choices=["auto", "float32", "bf16"], default="auto",
+        "--precision", choices=["auto", "float32", "bf16"], default="float32",
         help="grid in float32, or in bf16 refined in float32 where a rank can change (auto: bf16 where the hardware has it)",
     )
     s.add_argument("--precision-delta", type=float, default=0.1, help="bound on the bf16 log-density error, nats (checked)")

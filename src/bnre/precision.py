@@ -62,7 +62,7 @@ class GridPrecision:
     ``check_cells`` cells per batch verify ``delta``; ``log_z_tolerance`` bounds the
     log normaliser's error (nats)."""
 
-    mode: str = "auto"
+    mode: str = "float32"
     delta: float = 0.1
     tolerance: float = 1e-4
     check_cells: int = 64
