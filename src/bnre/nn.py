@@ -161,13 +161,16 @@ class RatioEstimator(ConditionalEstimator):
         super().__init__(lower, upper, embedding, x_shape, preprocess, rescale_theta)
         self.head = MLP(len(self.theta_shift) + embedding_features, 1, hidden, activation)
 
-    def head_log_ratio(self, theta: Tensor, embedding: Tensor) -> Tensor:
-        """Head :math:`h(\\theta, e)`; ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""
+    def head_input(self, theta: Tensor, embedding: Tensor) -> Tensor:
+        """The head's input: the rescaled ``theta`` (..., D) beside ``embedding`` (..., E),
+        broadcast, (..., D + E)."""
         theta = (theta - self.theta_shift) / self.theta_scale
         shape = torch.broadcast_shapes(theta.shape[:-1], embedding.shape[:-1])
-        theta = theta.expand(*shape, theta.shape[-1])
-        embedding = embedding.expand(*shape, embedding.shape[-1])
-        h = torch.cat([theta, embedding], dim=-1)
+        return torch.cat([theta.expand(*shape, theta.shape[-1]), embedding.expand(*shape, embedding.shape[-1])], dim=-1)
+
+    def head_log_ratio(self, theta: Tensor, embedding: Tensor) -> Tensor:
+        """Head :math:`h(\\theta, e)`; ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""
+        h = self.head_input(theta, embedding)
         if torch.is_grad_enabled():
             return self.head(h).squeeze(-1)
         # inference: activations in place, saving one allocation and pass per layer

@@ -33,12 +33,15 @@ largest error there exceeds :math:`\delta / 2` is computed in float32 whole (a f
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from .nn import RatioEstimator
 
 #: The precisions of grid evaluation: ``auto`` takes bf16 where the hardware has it.
 PRECISIONS = ("auto", "float32", "bf16")
@@ -94,27 +97,18 @@ class LowPrecisionHead:
     ``dtype``.
     """
 
-    def __init__(self, estimator: nn.Module, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, estimator: RatioEstimator, dtype: torch.dtype = torch.bfloat16):
         layers = list(estimator.head)
-        linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
         self.estimator, self.dtype = estimator, dtype
-        self.first, self.last = layers[linears[0]], layers[linears[-1]]
-        self.activation = layers[linears[0] + 1] if len(linears) > 1 else None
-        self.hidden = [
-            nn.Linear(m.in_features, m.out_features).to(device=m.weight.device, dtype=dtype).requires_grad_(False)
-            for m in (layers[i] for i in linears[1:-1])
-        ]
-        for low, i in zip(self.hidden, linears[1:-1]):
-            low.weight.copy_(layers[i].weight)
-            low.bias.copy_(layers[i].bias)
+        self.first, self.activation, self.last = layers[0], layers[1], layers[-1]
+        self.hidden = [copy.deepcopy(m).to(dtype).requires_grad_(False) for m in layers[2:-1:2]]
 
     @staticmethod
     def applies(estimator: nn.Module) -> bool:
-        """Heads of alternating linear layers and one parameter-free activation."""
-        head = getattr(estimator, "head", None)
-        if not isinstance(head, nn.Sequential) or not hasattr(estimator, "theta_shift"):
+        """Ratio estimators whose head alternates linear layers and a parameter-free activation."""
+        if not isinstance(estimator, RatioEstimator):
             return False
-        layers = list(head)
+        layers = list(estimator.head)
         return (
             len(layers) >= 3
             and all(isinstance(m, nn.Linear) for m in layers[::2])
@@ -123,11 +117,7 @@ class LowPrecisionHead:
 
     def __call__(self, theta: Tensor, embedding: Tensor) -> Tensor:
         """As ``estimator.head_log_ratio``: ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""
-        e = self.estimator
-        theta = (theta - e.theta_shift) / e.theta_scale
-        shape = torch.broadcast_shapes(theta.shape[:-1], embedding.shape[:-1])
-        h = torch.cat([theta.expand(*shape, theta.shape[-1]), embedding.expand(*shape, embedding.shape[-1])], dim=-1)
-        h = self.activation(self.first(h)).to(self.dtype)
+        h = self.activation(self.first(self.estimator.head_input(theta, embedding))).to(self.dtype)
         for layer in self.hidden:
             h = self.activation(layer(h))
         return self.last(h.float()).squeeze(-1)
