@@ -10,8 +10,9 @@ from bnre.coverage import grid, grid_ranks
 from bnre.data import Pairs
 from bnre.diagnostics import exact_log_posterior
 from bnre.evaluate import evaluate
+from bnre.low_precision_head import LowPrecisionHead
 from bnre.methods import get_method
-from bnre.precision import GridPrecision, LowPrecisionHead, MixedPrecisionGrid, cells_to_refine, rank_bound
+from bnre.precision import GridPrecision, MixedPrecisionGrid, cells_to_refine, rank_bound
 from bnre.sampling import member_seed, member_subset
 from bnre.simulate import simulate_range
 from bnre.tasks import get_task

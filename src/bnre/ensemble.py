@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .coverage import GRID_BATCH, GRID_BATCH_CUDA
 from .nn import ConditionalEstimator
-from .precision import LowPrecisionHead
+from .low_precision_head import LowPrecisionHead
 
 
 def ensemble_log_ratio(log_ratios: Tensor) -> Tensor:
@@ -83,7 +83,7 @@ class Ensemble:
         return self._with_ensemble(log_r)
 
     def supports_low_precision(self) -> bool:
-        """Whether every member's head has a bf16 form (:class:`~bnre.precision.LowPrecisionHead`)."""
+        """Whether every member's head has a bf16 form (:class:`~bnre.low_precision_head.LowPrecisionHead`)."""
         return all(LowPrecisionHead.applies(m) for m in self.members)
 
     def low_precision_heads(self) -> list[LowPrecisionHead]:

@@ -1,7 +1,7 @@
 r"""Mixed-precision grid evaluation: the grid in bfloat16, float32 wherever a rank can move.
 
 The unnormalised log density :math:`\tilde l_c` of every cell is computed with each
-head's hidden layers in bfloat16 (:class:`LowPrecisionHead`; the first layer, which
+head's hidden layers in bfloat16 (:class:`~bnre.low_precision_head.LowPrecisionHead`; the first layer, which
 resolves the parameter, and the last, which gives the logit, stay in float32). If
 :math:`|\tilde l_c - l_c| \le \delta` for every cell, the rank of :math:`\theta^*`,
 
@@ -33,15 +33,12 @@ largest error there exceeds :math:`\delta / 2` is computed in float32 whole (a f
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
-
-from .nn import RatioEstimator
+from torch import Tensor
 
 #: The precisions of grid evaluation: ``auto`` takes bf16 where the hardware has it.
 PRECISIONS = ("auto", "float32", "bf16")
@@ -86,41 +83,6 @@ class GridPrecision:
     def uses_bf16(self, device: torch.device | str) -> bool:
         """``bf16`` always (emulated where the hardware lacks it: slow), ``auto`` where capable."""
         return self.mode == "bf16" or (self.mode == "auto" and bf16_capable(device))
-
-
-class LowPrecisionHead:
-    r"""A ratio estimator's MLP head with its hidden layers in ``dtype``.
-
-    The input layer runs in float32 on the rescaled :math:`\theta` (bfloat16's 8-bit
-    mantissa would merge neighbouring cells) and the output layer in float32 on the last
-    activations, so only the :math:`(H \times H)` products, nearly all the work, are in
-    ``dtype``.
-    """
-
-    def __init__(self, estimator: RatioEstimator, dtype: torch.dtype = torch.bfloat16):
-        layers = list(estimator.head)
-        self.estimator, self.dtype = estimator, dtype
-        self.first, self.activation, self.last = layers[0], layers[1], layers[-1]
-        self.hidden = [copy.deepcopy(m).to(dtype).requires_grad_(False) for m in layers[2:-1:2]]
-
-    @staticmethod
-    def applies(estimator: nn.Module) -> bool:
-        """Ratio estimators whose head alternates linear layers and a parameter-free activation."""
-        if not isinstance(estimator, RatioEstimator):
-            return False
-        layers = list(estimator.head)
-        return (
-            len(layers) >= 3
-            and all(isinstance(m, nn.Linear) for m in layers[::2])
-            and all(not isinstance(m, nn.Linear) and not any(True for _ in m.parameters()) for m in layers[1::2])
-        )
-
-    def __call__(self, theta: Tensor, embedding: Tensor) -> Tensor:
-        """As ``estimator.head_log_ratio``: ``theta`` (..., D) and ``embedding`` (..., E) broadcast."""
-        h = self.activation(self.first(self.estimator.head_input(theta, embedding))).to(self.dtype)
-        for layer in self.hidden:
-            h = self.activation(layer(h))
-        return self.last(h.float()).squeeze(-1)
 
 
 @dataclass
