@@ -1,29 +1,45 @@
-"""Paired amp vs float32 table from a config/amp.yaml study directory."""
-import sys, pandas as pd, numpy as np, glob
-d = sys.argv[1]
-rows = []
-for method in ["nre", "nre_amp", "bnre", "bnre_amp"]:
-    f = f"{d}/models/slcp/{method}/4096.history.csv" if "/models" in d or __import__("os").path.isdir(f"{d}/models") else f"{d}/history_{method}.csv"
-    try: h = pd.read_csv(f)
-    except FileNotFoundError: continue
-    kept = h[h.kept.astype(str) == "True"]
-    # seconds per epoch while all 5 members are active (stacked K = 5)
-    per_epoch = h.groupby("epoch").agg(seconds=("seconds", "first"), active=("member", "nunique"))
-    full = per_epoch[per_epoch.active == h.member.nunique()].seconds
-    rows.append(dict(method=method, val_loss=kept.val_loss.mean(), val_sd=kept.val_loss.std(),
-                     kept_epoch=kept.epoch.mean(), s_per_epoch_k5=full.iloc[1:].median(), epochs=h.epoch.max()))
-t = pd.DataFrame(rows)
-try:
-    s = pd.read_csv(f"{d}/results/summary.csv" if __import__("os").path.isdir(f"{d}/results") else f"{d}/summary.csv")
-    auc = s[s.metric == "coverage_auc"]
-    mem = auc[auc.replicate != "ensemble"].groupby("method").value.agg(["mean", "std"])
-    ens = auc[auc.replicate == "ensemble"].set_index("method").value
-    lp = s[(s.metric == "log_posterior")]
-    lpm = lp[lp.replicate != "ensemble"].groupby("method").value.agg(["mean", "std"])
-    t["auc_members"] = t.method.map(lambda m: f"{mem.loc[m,'mean']:+.3f} ± {mem.loc[m,'std']:.3f}")
-    t["auc_ensemble"] = t.method.map(ens).map("{:+.3f}".format)
-    t["logpost_members"] = t.method.map(lambda m: f"{lpm.loc[m,'mean']:.3f} ± {lpm.loc[m,'std']:.3f}")
-    t["logpost_ensemble"] = t.method.map(lp[lp.replicate == "ensemble"].set_index("method").value).map("{:.3f}".format)
-except FileNotFoundError:
-    pass
-print(t.to_markdown(index=False, floatfmt=".3f"))
+"""The paired amp-versus-float32 table of the config/amp.yaml study (issue 19).
+
+    python docs/results/amp/table.py docs/results/amp > docs/results/amp/tables.md
+
+Reads ``summary.csv`` and ``history_<method>.csv`` (collect.sh copies them from a study).
+Per method: the members' validation loss at their kept epoch, the kept epoch, the median
+seconds of an epoch while all members train (the stacked ensemble, validation included),
+and the members' and the ensemble's coverage AUC and expected log posterior.
+"""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+METHODS = ("nre", "nre_amp", "bnre", "bnre_amp")
+
+
+def training(history: pd.DataFrame) -> dict:
+    kept = history[history.kept.astype(str) == "True"]
+    epochs = history.groupby("epoch").agg(seconds=("seconds", "first"), active=("member", "nunique"))
+    stacked = epochs[epochs.active == history.member.nunique()].seconds.iloc[1:]  # the first pays warm-up
+    return {"val_loss": kept.val_loss.mean(), "val_sd": kept.val_loss.std(), "kept_epoch": kept.epoch.mean(),
+            "s_per_epoch": stacked.median(), "epochs": history.epoch.max()}
+
+
+def evaluation(summary: pd.DataFrame, method: str, metric: str, fmt: str) -> dict:
+    values = summary[(summary.method == method) & (summary.metric == metric)]
+    members = values[values.replicate != "ensemble"].value
+    ensemble = values[values.replicate == "ensemble"].value.iloc[0]
+    return {f"{metric} members": f"{members.mean():{fmt}} ± {members.std():.3f}", f"{metric} ensemble": f"{ensemble:{fmt}}"}
+
+
+def main(directory: Path) -> None:
+    summary = pd.read_csv(directory / "summary.csv")
+    rows = [
+        {"method": m, **training(pd.read_csv(directory / f"history_{m}.csv")),
+         **evaluation(summary, m, "coverage_auc", "+.3f"), **evaluation(summary, m, "log_posterior", ".3f")}
+        for m in METHODS
+    ]
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
