@@ -227,7 +227,7 @@ def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tm
 
 
 #: configs that are overlays, run after the config they extend (`--configfile BASE OVERLAY`)
-OVERLAYS = {"ablation_8192.yaml": "ablation.yaml", "methods.yaml": "laptop.yaml"}
+OVERLAYS = {"ablation_8192.yaml": "ablation.yaml", "methods.yaml": "laptop.yaml", "amp.yaml": "laptop.yaml"}
 CONFIGS = sorted((ROOT / "tests" / "config").glob("*.yaml")) + [
     p for p in sorted((ROOT / "config").glob("*.yaml")) if p.name != "schema.yaml"
 ] + sorted((ROOT / "examples").glob("*/config.yaml"))
