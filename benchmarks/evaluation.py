@@ -15,14 +15,21 @@ Run from the repository root::
    every grid cell in batches of 4,096 cells. The ratio is bounded by the cost of the
    whole network over that of the head.
 
-Ends with ``coverage speedup_vs_lampe=<x> cnn_speedup_vs_full=<y>``.
+3. The bf16 grid with float32 refinement (``benchmarks/mixed_precision.py``, its defaults:
+   trained SLCP and M/G/1 ensembles at 2^10 and 2^14) against float32 and lampe; skipped
+   with ``--no-bf16``.
+
+Prints ``coverage speedup_vs_lampe=<x> cnn_speedup_vs_full=<y>``, then ends with
+``coverage_bf16 speedup_vs_lampe=<x> max_rank_diff=<y> refined_fraction=<z>``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 from common import device_name, matmul_peak
+from mixed_precision import bench_bf16
 
 import numpy as np
 import torch
@@ -154,3 +161,5 @@ if __name__ == "__main__":
     coverage_speedup = bench_coverage()
     cnn_speedup = bench_cnn()
     print(f"coverage speedup_vs_lampe={coverage_speedup:.2f} cnn_speedup_vs_full={cnn_speedup:.1f}")
+    if "--no-bf16" not in sys.argv[1:]:
+        print(bench_bf16())

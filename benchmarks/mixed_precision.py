@@ -4,6 +4,9 @@ Run from the repository root::
 
     python benchmarks/mixed_precision.py [--epochs 20] [--pairs 24]
 
+``benchmarks/evaluation.py`` runs it too, after the float32 comparison, so that one run
+compares float32, bf16 and lampe.
+
 For SLCP and M/G/1, NRE ensembles of 2 members (the paper's 6×256 SELU MLP) are trained
 at a small and a large budget (``--budgets``); the grid ranks of ``--pairs`` test pairs
 (90 bins in 2-D, 32 in 3-D) are computed in float32, on the bf16 path, and with
@@ -85,19 +88,15 @@ def lampe_seconds(task, member, theta, x, bins: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--pairs", type=int, default=24)
-    parser.add_argument("--budgets", type=int, nargs=2, default=[1024, 16384])
-    args = parser.parse_args()
+def bench_bf16(epochs: int = 20, pairs: int = 24, budgets: tuple[int, int] = (1024, 16384)) -> str:
+    """Prints one line per model and returns the ``coverage_bf16 ...`` summary line."""
     native = bf16_capable("cpu")
     print(f"cpu ({THREADS} threads): native bf16 {native}; matmul float32 {matmul_peak():.0f} GFLOP/s, bf16 {bf16_matmul_gflops():.1f} GFLOP/s")
     speedups, differences, fractions = [], [], []
     for task_name in ("slcp", "mg1"):
-        for budget in args.budgets:
-            task, members = trained(task_name, budget, args.epochs)
-            theta, x = simulate_range(task, "test", 1, 0, args.pairs)
+        for budget in budgets:
+            task, members = trained(task_name, budget, epochs)
+            theta, x = simulate_range(task, "test", 1, 0, pairs)
             bins = grid_bins(90, task.theta_dim, 2**15)
             start = time.perf_counter()
             exact = coverage_ranks(task, members, theta, x, bins).numpy()
@@ -123,10 +122,19 @@ def main() -> None:
                 f"max |rank diff| {difference:.1e}, max |AUC diff| {auc:.1e}; "
                 f"vs lampe: float32 {lampe_s / float32_s:.2f}x, bf16 {lampe_s / bf16_s:.2f}x (evaluate, all diagnostics: {evaluation_s:.1f} s)"
             )
-    print(
+    return (
         f"coverage_bf16 speedup_vs_lampe={min(speedups):.2f} max_rank_diff={max(differences):.1e} "
         f"refined_fraction={max(fractions):.3f}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=24)
+    parser.add_argument("--budgets", type=int, nargs=2, default=[1024, 16384])
+    args = parser.parse_args()
+    print(bench_bf16(args.epochs, args.pairs, tuple(args.budgets)))
 
 
 if __name__ == "__main__":
