@@ -17,6 +17,16 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+# Snakemake parses `--config budgets=[1024]` with YAML's base loader, which reads every
+# list item as a string; budgets are counts of pairs, so digit strings are read as integers
+# here (anything else is left for the schema to refuse, naming the key).
+if isinstance(config.get("budgets"), list):
+    config["budgets"] = [
+        int(b) if isinstance(b, str) and b.strip().isdigit() else b
+        for b in config["budgets"]
+    ]
+
+
 validate(config, schema="../config/schema.yaml")
 
 

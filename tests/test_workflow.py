@@ -84,6 +84,20 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     assert counts == expected_jobs(config)
 
 
+def test_budgets_given_on_the_command_line_are_counts(tmp_path):
+    """`--config budgets=[...]` reaches the workflow as strings (YAML's base loader): digit
+    strings plan the same jobs as the integers of a config file, anything else is refused."""
+    tiny = ROOT / "tests" / "config" / "tiny.yaml"
+    budget = yaml.safe_load(tiny.read_text())["budgets"][0]
+    from_file = snakemake("--dry-run", "--directory", tmp_path, "--configfile", tiny, "--config", f"budgets=[{budget}]")
+    expected = {**yaml.safe_load(tiny.read_text()), "budgets": [budget]}
+    counts = job_counts(from_file.stdout)
+    assert counts.pop("total") == sum(expected_jobs(expected).values())
+    assert f"/{budget}.pt" in from_file.stdout
+    refused = snakemake("--dry-run", "--directory", tmp_path, "--configfile", tiny, "--config", "budgets=[many]", check=False)
+    assert refused.returncode != 0 and "budgets" in refused.stdout + refused.stderr
+
+
 @pytest.mark.skipif(not LAL, reason="the paper's tasks include gravitational_waves (the gw extra)")
 def test_dry_run_of_paper_config(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
