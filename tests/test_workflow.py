@@ -88,9 +88,10 @@ def test_budgets_given_on_the_command_line_are_counts(tmp_path):
     """`--config budgets=[...]` reaches the workflow as strings (YAML's base loader): digit
     strings plan the same jobs as the integers of a config file, anything else is refused."""
     tiny = ROOT / "tests" / "config" / "tiny.yaml"
-    budget = yaml.safe_load(tiny.read_text())["budgets"][0]
+    config = yaml.safe_load(tiny.read_text())
+    budget = config["budgets"][0]
     from_file = snakemake("--dry-run", "--directory", tmp_path, "--configfile", tiny, "--config", f"budgets=[{budget}]")
-    expected = {**yaml.safe_load(tiny.read_text()), "budgets": [budget]}
+    expected = {**config, "budgets": [budget]}
     counts = job_counts(from_file.stdout)
     assert counts.pop("total") == sum(expected_jobs(expected).values())
     assert f"/{budget}.pt" in from_file.stdout
