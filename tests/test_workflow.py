@@ -1,6 +1,7 @@
 """The Snakemake workflow: config validation, dry-run of the default DAG, a real tiny run."""
 
 import importlib.util
+import json
 import math
 import re
 import shutil
@@ -97,6 +98,21 @@ def test_budgets_given_on_the_command_line_are_counts(tmp_path):
     assert f"/{budget}.pt" in from_file.stdout
     refused = snakemake("--dry-run", "--directory", tmp_path, "--configfile", tiny, "--config", "budgets=[many]", check=False)
     assert refused.returncode != 0 and "budgets" in refused.stdout + refused.stderr
+
+
+def test_nested_options_given_on_the_command_line_have_the_schemas_types(tmp_path):
+    """`--config 'train={hidden: [24, 24], lr: 0.002}'` arrives as strings too: the training
+    jobs get the integers and the number, and a value of no allowed type is still refused."""
+    tiny = ROOT / "tests" / "config" / "tiny.yaml"
+    given = snakemake("--dry-run", "--printshellcmds", "--directory", tmp_path, "--configfile", tiny,
+                      "--config", "train={hidden: [24, 24], lr: 0.002, early_stopping: false}")
+    options = [json.loads(re.search(r"--options '([^']*)'", line).group(1))
+               for line in given.stdout.splitlines() if " train --task " in line]
+    assert options and all(o["hidden"] == [24, 24] and o["lr"] == 0.002 and o["early_stopping"] is False
+                           for o in options)
+    refused = snakemake("--dry-run", "--directory", tmp_path, "--configfile", tiny,
+                        "--config", "train={hidden: [wide]}", check=False)
+    assert refused.returncode != 0 and "wide" in refused.stdout + refused.stderr
 
 
 @pytest.mark.skipif(not LAL, reason="the paper's tasks include gravitational_waves (the gw extra)")

@@ -12,6 +12,8 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$out"
 [ -f "$out/calibration.csv.gz" ] && gunzip -f "$out/calibration.csv.gz"  # the committed one, merged below
 python docs/results/ablation/merge.py "$study" "$out" summary:metrics coverage:coverage calibration:calibration
+# NRE and BNRE at 2^13 are the laptop study's cells (same seeds, data and training), unless this study ran them
+python docs/results/methods/adopt.py docs/results/laptop "$out" 8192 "$study" nre bnre exact
 python -m bnre figures --summary "$out/summary.csv" --coverage "$out/coverage.csv" \
   --calibration "$out/calibration.csv" --outdir "$out" --formats png
 gzip -nf "$out/calibration.csv"  # 1 row per pair and parameter: compressed in the repository
