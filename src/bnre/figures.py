@@ -203,7 +203,7 @@ def training_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike,
         ax.set_xlabel("epoch")
     axes[0, 0].set_ylabel("validation loss")
     handles = [plt.Line2D([], [], color=c, label=label(m)) for m, c in palette.items()]
-    axes[0, -1].legend(handles=handles, fontsize=7)
+    fig.legend(handles=handles, fontsize=7, loc="outside right upper")  # beside the panels, never on a curve
     return _save(fig, stem, formats)
 
 
@@ -237,7 +237,7 @@ def penalty_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike, 
     handles = [plt.Line2D([], [], color=palette[m], label=label(m)) for m in methods_of(data)]
     handles += [plt.Line2D([], [], color="grey", label=r"$\lambda \bar v^2$"),
                 plt.Line2D([], [], color="grey", linestyle="--", label=r"$\lambda\, \mathrm{Var}[v_b]$")]
-    axes[0, -1].legend(handles=handles, fontsize=6)
+    fig.legend(handles=handles, fontsize=6, loc="outside right upper")
     return _save(fig, stem, formats)
 
 
