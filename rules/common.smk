@@ -20,7 +20,10 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-SCHEMA_FILE = Path(str(workflow.current_basedir)).parent / "config" / "schema.yaml"
+# The checkout, found from this file, not from the main Snakefile, so that another project
+# can use the workflow as a module (`module bnre: snakefile: ...`).
+ROOT = Path(str(workflow.current_basedir)).parent
+SRC = ROOT / "src"
 
 
 def schema_at(root, schema):
@@ -83,7 +86,7 @@ def command_line_typed(value, schema, root):
     return value
 
 
-CONFIG_SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
+CONFIG_SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
 config.update(command_line_typed(config, CONFIG_SCHEMA, CONFIG_SCHEMA))
 validate(config, schema="../config/schema.yaml")
 
@@ -338,11 +341,7 @@ def task_source(wildcards):
 
 
 # Every job runs the package from this checkout (src/ next to the Snakefile), also inside
-# conda environments, which then only need the package's dependencies. The checkout is
-# found from this file, not from the main Snakefile, so that another project can use the
-# workflow as a module (`module bnre: snakefile: ...`).
-ROOT = Path(str(workflow.current_basedir)).parent
-SRC = ROOT / "src"
+# conda environments, which then only need the package's dependencies.
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}; ")
 
 # The package modules each stage runs, by static analysis of src/bnre (standard library

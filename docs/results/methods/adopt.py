@@ -45,8 +45,7 @@ def main(source: str, out: str, budget: str, study: str, *methods: str) -> None:
         missing = set(methods) - set(rows.method)
         if missing:
             raise SystemExit(f"{source}/{name}: no rows at budget {budget} for {sorted(missing)}")
-        own = [ran_itself(Path(study), t, m, budget) for t, m in zip(rows.task, rows.method)]
-        rows = rows[[not o for o in own]]
+        rows = rows[[not ran_itself(Path(study), t, m, budget) for t, m in zip(rows.task, rows.method)]]
         if len(rows):
             merge(Path(out) / f"{name}.csv", rows)
 
