@@ -21,6 +21,14 @@ def test_methods_are_ordered_nre_bnre_variants_then_the_exact_posterior():
     assert figures.colours(["nre", "exact", "bnre_sum"])["exact"] == "black"
 
 
+@pytest.mark.parametrize("variants", [3, 12, 13, 20])
+def test_every_method_and_variant_gets_its_own_colour(variants):
+    methods = ["nre", "bnre", "npe", "exact"] + [f"variant_{i:02d}" for i in range(variants)]
+    palette = figures.colours(methods)
+    assert list(palette) == methods and len(set(palette.values())) == len(methods)
+    assert palette["nre"] == figures.PALETTE["nre"] and palette["exact"] == "black"
+
+
 @pytest.fixture(scope="module")
 def tables():
     """The tidy tables of an estimator (the tempered exact ratio, as 'nre') and of the

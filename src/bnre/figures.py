@@ -2,8 +2,9 @@
 
 Colours are fixed per method across every figure: NRE orange, BNRE green, NRE-C purple,
 BNRE-C magenta, NPE blue, BNPE brown, the exact posterior of a tractable task black (dashed
-where it is a reference line); the methods' variants (``variants:`` in the config) get the next colours of a qualitative palette, in
-the order of their names, and their names as labels.
+where it is a reference line); the methods' variants (``variants:`` in the config) get the next colours of a qualitative palette
+(evenly spaced hues where there are more than 12), in the order of their names, and their names as
+labels.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ def methods_of(data: pd.DataFrame) -> list[str]:
 
 
 def colours(methods: list[str]) -> dict[str, str]:
-    others = iter(VARIANT_COLOURS * (1 + len(methods) // len(VARIANT_COLOURS)))
+    """A distinct colour per method: the methods' own, then ``VARIANT_COLOURS`` for the
+    variants or, where there are more variants than those, evenly spaced HUSL hues."""
+    variants = [m for m in methods if m not in PALETTE]
+    if len(variants) <= len(VARIANT_COLOURS):
+        others = iter(VARIANT_COLOURS)
+    else:
+        others = iter(matplotlib.colors.to_hex(c) for c in sns.color_palette("husl", len(variants)))
     return {m: PALETTE[m] if m in PALETTE else next(others) for m in methods}
 
 
