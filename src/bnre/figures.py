@@ -2,9 +2,9 @@
 
 Colours are fixed per method across every figure: NRE orange, BNRE green, NRE-C purple,
 BNRE-C magenta, NPE blue, BNPE brown, the exact posterior of a tractable task black (dashed
-where it is a reference line); the methods' variants (``variants:`` in the config) get the next colours of a qualitative palette
-(evenly spaced hues where there are more than 12), in the order of their names, and their names as
-labels.
+where it is a reference line); the methods' variants (``variants:`` in the config) get the next
+colours of a qualitative palette (evenly spaced hues where there are more than 12), in the order
+of their names, and their names as labels.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def colours(methods: list[str]) -> dict[str, str]:
     if len(variants) <= len(VARIANT_COLOURS):
         others = iter(VARIANT_COLOURS)
     else:
-        others = iter(matplotlib.colors.to_hex(c) for c in sns.color_palette("husl", len(variants)))
+        others = iter(sns.color_palette("husl", len(variants)).as_hex())
     return {m: PALETTE[m] if m in PALETTE else next(others) for m in methods}
 
 
