@@ -141,6 +141,13 @@ def check_config(config):
             f"config: budgets {too_large} exceed simulation.train = {sim['train']} "
             "(the training pool each budget is drawn from)"
         )
+    evaluation = config["evaluate"]
+    if evaluation["refine_cells"] < 2 * evaluation["coarse_bins"]:
+        raise WorkflowError(
+            f"config: evaluate.refine_cells = {evaluation['refine_cells']} cannot hold the "
+            f"coarse grid of evaluate.coarse_bins = {evaluation['coarse_bins']} and its "
+            "refinement: it must be at least 2 * coarse_bins"
+        )
     if config["evaluate"]["pairs"] > sim["test"]:
         raise WorkflowError(
             f"config: evaluate.pairs = {config['evaluate']['pairs']} exceeds "
@@ -663,6 +670,18 @@ def job_mem_mb(rule):
 # Code: each rule declares, as a parameter, the hash of the package modules its command
 # runs (for a job's own task), so that Snakemake's `params` re-run trigger re-runs the
 # jobs whose code changed, and only those.
+
+
+def grid_options():
+    """The posterior grid's command-line options (`python -m bnre evaluate --help`): only
+    the chosen grid's, so that the other grid's settings re-run nothing."""
+    e = config["evaluate"]
+    if e["grid"] == "uniform":
+        return f"--grid uniform --bins {e['bins']} --max-cells {e['max_cells']}"
+    return (
+        f"--grid adaptive --coarse-bins {e['coarse_bins']} --refine-cells {e['refine_cells']}"
+        f" --refine-depth {e['refine_depth']} --refine-tolerance {e['refine_tolerance']}"
+    )
 
 
 def package_code(*commands):

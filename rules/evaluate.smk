@@ -21,20 +21,19 @@ rule evaluate:
     params:
         code=package_code("evaluate"),
         task=task_source,
-        bins=config["evaluate"]["bins"],
         pairs=config["evaluate"]["pairs"],
-        max_cells=config["evaluate"]["max_cells"],
         method=config["evaluate"]["coverage_method"],
         mc_samples=config["evaluate"]["mc_samples"],
         precision=config["evaluate"]["precision"],
         delta=config["evaluate"]["precision_delta"],
         tolerance=config["evaluate"]["precision_tolerance"],
+        grid=grid_options(),
     shell:
         "python -m bnre --threads {threads} evaluate --task {params.task:q}"
-        " --model {input.model} --test {input.test}"
-        " --bins {params.bins} --pairs {params.pairs} --metrics {output.metrics}"
+        " --model {input.model} --test {input.test} {params.grid}"
+        " --pairs {params.pairs} --metrics {output.metrics}"
         " --coverage {output.coverage} --ranks {output.ranks}"
-        " --calibration {output.calibration} --max-cells {params.max_cells}"
+        " --calibration {output.calibration}"
         " --coverage-method {params.method} --mc-samples {params.mc_samples}"
         " --precision {params.precision} --precision-delta {params.delta}"
         " --precision-tolerance {params.tolerance} > {log} 2>&1"
@@ -62,13 +61,12 @@ rule evaluate_exact:
     params:
         code=package_code("evaluate-exact"),
         task=task_source,
-        bins=config["evaluate"]["bins"],
         pairs=config["evaluate"]["pairs"],
-        max_cells=config["evaluate"]["max_cells"],
         budgets=" ".join(str(b) for b in BUDGETS),
+        grid=grid_options(),
     shell:
         "python -m bnre --threads {threads} evaluate-exact --task {params.task:q}"
-        " --test {input.test} --bins {params.bins} --pairs {params.pairs}"
+        " --test {input.test} {params.grid} --pairs {params.pairs}"
         " --budgets {params.budgets} --metrics {output.metrics}"
         " --coverage {output.coverage} --ranks {output.ranks}"
-        " --calibration {output.calibration} --max-cells {params.max_cells} > {log} 2>&1"
+        " --calibration {output.calibration} > {log} 2>&1"

@@ -119,22 +119,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .coverage import grid_bins
     from .devices import pick_device
     from .evaluate import evaluate, with_kept_epochs
+    from .grids import describe
     from .precision import GridPrecision, bf16_capable
     from .train import load_ensemble
 
     task, members, meta = load_ensemble(args.model, task=args.task)
     theta, x = _test_pairs(args, task)
+    spec = grid_spec(args, task.theta_dim)
     bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
-    log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {bins} bins per dimension")
+    log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {describe(spec, task.theta_dim)}")
     device = pick_device(args.device)
     precision = GridPrecision(args.precision, args.precision_delta, args.precision_tolerance)
     if precision.mode == "bf16" and not bf16_capable(device):
         log(f"--precision bf16 on {device}, which has no native bfloat16: emulated, and slower than float32")
     tables = list(evaluate(
         task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples,
-        precision=precision,
+        precision=precision, grid_spec=spec,
     ))
     keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
+    warn_unresolved(tables[0], keys)
     tables[0] = with_kept_epochs(tables[0], meta.get("kept_epochs"))
     _write_tables(tables, (args.metrics, args.coverage, args.ranks, args.calibration), keys)
     metrics = tables[0]
@@ -145,18 +148,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_evaluate_exact(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .coverage import grid_bins
     from .devices import pick_device
     from .diagnostics import evaluate_exact
+    from .grids import describe
     from .tasks import get_task
 
     task = get_task(args.task)
     if not task.tractable:
         raise ValueError(f"{task.name}: the likelihood is not tractable, there is no exact posterior")
     theta, x = _test_pairs(args, task)
-    bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
-    log(f"evaluating the exact posterior of {task.name} on {args.pairs} pairs, {bins} bins per dimension")
-    tables = evaluate_exact(task, theta, x, bins, device=str(pick_device(args.device)))
+    spec = grid_spec(args, task.theta_dim)
+    log(f"evaluating the exact posterior of {task.name} on {args.pairs} pairs, {describe(spec, task.theta_dim)}")
+    tables = evaluate_exact(task, theta, x, args.bins, device=str(pick_device(args.device)), grid_spec=spec)
+    warn_unresolved(tables[0], dict(task=task.name, method="exact"))
     # the same rows at every budget: in the figures and tables it is the reference line
     tables = [pd.concat([t.assign(budget=b) for b in args.budgets], ignore_index=True) for t in tables]
     for t in tables:
@@ -333,6 +337,51 @@ MAX_CELLS_HELP = (
 )
 
 
+def add_grid_arguments(s: argparse.ArgumentParser) -> None:
+    """The posterior grid's options (:mod:`bnre.grids`); defaults from :class:`bnre.adaptive.Refinement`."""
+    from .adaptive import Refinement
+
+    default = Refinement()
+    s.add_argument("--bins", type=int, default=90, help="bins per dimension of the uniform grid")
+    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
+    s.add_argument(
+        "--grid", choices=["adaptive", "uniform"], default="adaptive",
+        help="posterior grid: adaptive (refined per observation, bnre.adaptive) or the uniform grid of --bins",
+    )
+    s.add_argument("--coarse-bins", type=int, default=default.coarse_bins, help="adaptive grid: coarse bins per dimension")
+    s.add_argument("--refine-cells", type=int, default=default.cells, help="adaptive grid: density evaluations per pair")
+    s.add_argument("--refine-depth", type=int, default=default.depth, help="adaptive grid: halvings of a coarse cell at most")
+    s.add_argument(
+        "--refine-tolerance", type=float, default=default.tolerance,
+        help="adaptive grid: summed error score below which a pair's refinement stops",
+    )
+
+
+def grid_spec(args: argparse.Namespace, dim: int):
+    """The grid that ``args`` ask for, for ``dim`` parameters."""
+    from .adaptive import Refinement
+    from .coverage import grid_bins
+    from .grids import UniformGrid
+
+    if args.grid == "uniform":
+        return UniformGrid(grid_bins(args.bins, dim, args.max_cells))
+    return Refinement(args.coarse_bins, args.refine_cells, args.refine_depth, args.refine_tolerance)
+
+
+def warn_unresolved(metrics, keys: dict, threshold: float = 0.01) -> None:
+    """Log a warning naming task, method and budget where more than ``threshold`` of the
+    pairs have a rank that the grid does not resolve."""
+    rows = metrics[metrics.metric == "unresolved_fraction"]
+    bad = rows[rows.value > threshold]
+    if len(bad):
+        which = ", ".join(f"{r} {v:.1%}" for r, v in zip(bad.replicate, bad.value))
+        where = " ".join(f"{k} {v}" for k, v in keys.items())
+        log(
+            f"WARNING: {where}: the grid does not resolve the rank of more than {threshold:.0%} of the pairs "
+            f"({which}); refine it (evaluate.refine_cells, refine_depth) or check the estimator"
+        )
+
+
 def parser() -> argparse.ArgumentParser:
     SPLITS = LazyChoices(".simulate", "SPLITS")
     METHODS = LazyChoices(".methods", "METHODS")
@@ -374,16 +423,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--task", metavar="TASK", help="the model's task: refuse a model of another one (" + TASK_HELP + ")")
     s.add_argument("--test", required=True)
-    s.add_argument("--bins", type=int, required=True)
+    add_grid_arguments(s)
     s.add_argument("--pairs", type=int, required=True)
     s.add_argument("--metrics", required=True)
     s.add_argument("--coverage", required=True)
     s.add_argument("--ranks", required=True)
     s.add_argument("--calibration", required=True, help="SBC, marginal HPD and TARP curves (tidy CSV)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    s.add_argument("--coverage-method", choices=["grid", "mc"], default="grid", help="ranks from the grid or from MCMC samples")
-    s.add_argument("--mc-samples", type=int, default=1000, help="MCMC samples per observation with --coverage mc")
-    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
+    s.add_argument(
+        "--coverage-method", choices=["grid", "mc", "samples"], default="grid",
+        help="ranks from the grid, from MCMC samples, or from a posterior estimator's own samples (NPE, BNPE)",
+    )
+    s.add_argument("--mc-samples", type=int, default=1000, help="MCMC or estimator samples per observation")
     s.add_argument(
         "--precision", choices=["auto", "float32", "bf16"], default="float32",
         help="grid in float32, or in bf16 refined in float32 where a rank can change (auto: bf16 where the hardware has it)",
@@ -395,7 +446,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate-exact", help="the same diagnostics for the exact posterior of a tractable task")
     s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
     s.add_argument("--test", required=True)
-    s.add_argument("--bins", type=int, required=True)
+    add_grid_arguments(s)
     s.add_argument("--pairs", type=int, required=True)
     s.add_argument("--budgets", type=int, nargs="+", required=True, help="budgets whose rows the exact posterior's repeat")
     s.add_argument("--metrics", required=True)
@@ -403,7 +454,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ranks", required=True)
     s.add_argument("--calibration", required=True)
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
     s.set_defaults(run=cmd_evaluate_exact)
 
     s = sub.add_parser("aggregate", help="concatenate tidy tables")

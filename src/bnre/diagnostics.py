@@ -21,28 +21,19 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .calibration import (
-    ecdf_difference,
-    kl_divergence,
-    marginal_hpd_ranks,
-    sample_grid,
-    sbc_ranks,
-    tarp_auc,
-    tarp_credibility,
-    total_variation,
-    uniformity_pvalue,
-)
-from .coverage import (
-    GRID_BATCH,
-    cell_mass,
-    clopper_pearson,
-    coverage_auc,
-    coverage_curve,
-    grid,
-    grid_moments,
-    grid_pass,
+from .calibration import ecdf_difference, kl_divergence, tarp_auc, tarp_credibility, total_variation, uniformity_pvalue
+from .coverage import GRID_BATCH, clopper_pearson, coverage_auc, coverage_curve
+from .grids import GridSpec, UniformGrid, posterior_pass
+from .partition import (
     hdr_sizes,
-    ranks,
+    hpd_ranks,
+    log_masses,
+    log_normaliser,
+    marginal_cdf,
+    marginal_hpd_ranks,
+    moments,
+    sample,
+    unresolved,
 )
 from .tasks import Task
 
@@ -94,51 +85,62 @@ def grid_diagnostics(
     log_density,
     log_true: Tensor,
     theta: Tensor,
-    cells: Tensor,
-    bins: int,
+    spec: GridSpec,
     rows: int,
     exact=None,
     seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, Tensor]:
-    r"""Every per-pair grid diagnostic of every estimator, in one pass over the grid.
+    r"""Every per-pair diagnostic of every estimator, in one pass over the posterior grid.
 
-    ``log_density`` is as in :func:`bnre.coverage.grid_pass`, ``log_true`` (E, N) its value
-    at the true parameters ``theta`` (N, D). Returns tensors (E, N, ...): ``rank``,
-    ``log_z``, ``hdr`` (per :data:`CURVE_LEVELS`), ``mean`` and ``var`` (per parameter),
-    ``sbc`` and ``marginal_rank`` (per parameter, :mod:`bnre.calibration`), ``tarp`` (the
-    TARP credibility from :data:`TARP_SAMPLES` draws of the grid posterior, one uniform
-    reference point per pair shared by every estimator) and, given the ``exact`` log
-    posterior of the same form, ``kl_exact`` and ``tv_exact``.
+    ``log_density`` is as in :func:`bnre.grids.posterior_pass`, ``log_true`` (E, N) its
+    value at the true parameters ``theta`` (N, D), ``spec`` the grid (uniform or adaptive).
+    Returns tensors (E, N, ...): ``rank``, ``log_z`` (:math:`\log \int \tilde p`, cell
+    volumes included), ``hdr`` (per :data:`CURVE_LEVELS`), ``mean`` and ``var`` (per
+    parameter), ``sbc`` and ``marginal_rank`` (per parameter), ``tarp`` (the TARP
+    credibility from :data:`TARP_SAMPLES` exact draws of the grid posterior, one uniform
+    reference point per pair shared by every estimator), ``unresolved`` (1 where the rank
+    is beyond the grid's resolution, :func:`bnre.partition.unresolved`), ``evaluations``
+    (density evaluations per pair) and, given the ``exact`` log posterior of the same form,
+    ``kl_exact`` and ``tv_exact`` on the same cells.
     """
     lower, upper = task.lower, task.upper
+    box_volume = float(np.prod(np.asarray(upper, np.float64) - np.asarray(lower, np.float64)))
     sampler = torch.Generator(device=theta.device).manual_seed(seed)
     box = torch.Generator().manual_seed(seed + 1)
     references = torch.as_tensor(lower) + torch.as_tensor(upper - lower) * torch.rand(
         (len(theta), task.theta_dim), generator=box, dtype=torch.float64
     )
+    exact_true = None if exact is None else exact(theta[:, None].double(), slice(0, len(theta)))[..., 0]
     parts: dict[str, list[Tensor]] = defaultdict(list)
-    for batch in grid_pass(log_density, len(theta), cells, rows, log_true):
-        log_grid, mass = batch.log_density, batch.mass  # (E, n, G)
-        k, n, g = log_grid.shape
+    passes = posterior_pass(
+        log_density, len(theta), lower, upper, spec, rows, log_true, exact, exact_true, theta, theta.device, dtype
+    )
+    for batch in passes:
+        log_grid, partition = batch.log_density, batch.partition  # (E, n, G)
+        log_mass = log_masses(log_grid, partition)
+        mass = log_mass.exp()
         truth, theta_b = log_true[:, batch.rows], theta[batch.rows]
-        mean, variance = grid_moments(mass.reshape(-1, g), cells)
-        samples = sample_grid(mass, cells, lower, upper, bins, TARP_SAMPLES, sampler)
+        mean, variance = moments(mass, partition)
+        samples = sample(mass, partition, TARP_SAMPLES, sampler)
         values = {
-            "rank": ranks(log_grid, truth, mass),
-            "log_z": torch.logsumexp(log_grid.double(), dim=-1),
-            "hdr": hdr_sizes(mass.reshape(-1, g), CURVE_LEVELS).reshape(k, n, -1),
-            "mean": mean.reshape(k, n, -1),
-            "var": variance.reshape(k, n, -1),
-            "sbc": sbc_ranks(mass, theta_b, lower, upper, bins),
-            "marginal_rank": marginal_hpd_ranks(mass, theta_b, lower, upper, bins),
+            "rank": hpd_ranks(log_grid, truth, mass),
+            "log_z": log_normaliser(log_grid, partition),
+            "hdr": hdr_sizes(log_grid, mass, partition, box_volume, CURVE_LEVELS),
+            "mean": mean,
+            "var": variance,
+            "sbc": marginal_cdf(mass, partition, theta_b),
+            "marginal_rank": marginal_hpd_ranks(mass, partition, theta_b),
             "tarp": tarp_credibility(samples, theta_b, lower, upper, references[batch.rows]),
+            "unresolved": unresolved(log_grid, truth, mass, partition, theta_b).double(),
+            "evaluations": torch.full(truth.shape, float(batch.evaluations), dtype=torch.float64),
         }
-        if exact is not None:
-            log_exact = exact(cells[None], batch.rows)
-            values["kl_exact"] = kl_divergence(log_exact, log_grid)
-            values["tv_exact"] = total_variation(cell_mass(log_exact), mass)
+        if batch.log_exact is not None:
+            log_exact_mass = log_masses(batch.log_exact, partition)
+            values["kl_exact"] = kl_divergence(log_exact_mass, log_mass)
+            values["tv_exact"] = total_variation(log_exact_mass.exp(), mass)
         for key, value in values.items():
-            parts[key].append(value)
+            parts[key].append(value.cpu())
     return {key: torch.cat(value, dim=1) for key, value in parts.items()}
 
 
@@ -184,6 +186,8 @@ def tables(
             values[f"posterior_std_{label}"] = float(posterior_std[i, p])
             values[f"sbc_ks_pvalue_{label}"] = uniformity_pvalue(sbc[i, :, p])
             values[f"marginal_coverage_auc_{label}"] = coverage_auc(marginal[i, :, p])
+        values["unresolved_fraction"] = float(d["unresolved"][i].mean())
+        values["grid_evaluations"] = float(d["evaluations"][i].mean())
         values["tarp_auc"] = tarp_auc(tarp[i])
         values["tarp_ks_pvalue"] = uniformity_pvalue(tarp[i])
         for key in ("kl_exact", "tv_exact"):
@@ -216,17 +220,21 @@ def tables(
 
 
 @torch.no_grad()
-def evaluate_exact(task: Task, theta: np.ndarray, x: np.ndarray, bins: int, device: str = "cpu", seed: int = 0) -> Evaluation:
+def evaluate_exact(
+    task: Task, theta: np.ndarray, x: np.ndarray, bins: int, device: str = "cpu", seed: int = 0,
+    grid_spec: GridSpec | None = None,
+) -> Evaluation:
     """The same diagnostics for the exact posterior of a tractable task on the same grid
     (its discretisation included): the ceiling of the log posterior and the reference
-    coverage. Its rows are labelled ``ensemble``."""
+    coverage. The grid is ``grid_spec``, by default the uniform grid of ``bins`` per
+    dimension. Its rows are labelled ``ensemble``."""
     if not task.tractable:
         raise ValueError(f"{task.name}: the likelihood is not tractable, there is no exact posterior")
     theta_t = torch.as_tensor(theta, device=device).double()
     x_t = torch.as_tensor(x, device=device)
-    cells, log_volume = grid(task.lower, task.upper, bins)
     exact = exact_log_posterior(task, x_t)
     log_true = exact(theta_t[:, None], slice(0, len(theta_t)))[..., 0]  # (1, N)
-    d = grid_diagnostics(task, exact, log_true, theta_t, cells.to(device), bins, GRID_BATCH, seed=seed)
-    log_post = (log_true - d["log_z"] - log_volume).cpu()
+    spec = grid_spec or UniformGrid(bins)
+    d = grid_diagnostics(task, exact, log_true, theta_t, spec, GRID_BATCH, seed=seed, dtype=torch.float64)
+    log_post = (log_true - d["log_z"]).cpu()
     return tables(task, ["ensemble"], d, theta_t, log_post, log_true.cpu())

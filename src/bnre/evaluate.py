@@ -35,6 +35,7 @@ from torch import Tensor
 
 from .coverage import grid, grid_batches, grid_pass, grid_ranks
 from .diagnostics import Evaluation, exact_log_posterior, grid_diagnostics, tables
+from .grids import GridSpec, UniformGrid
 from .ensemble import Ensemble
 from .losses import marginal_theta
 from .nn import ConditionalEstimator
@@ -126,6 +127,41 @@ def monte_carlo_ranks(task: Task, estimators: Ensemble, theta: Tensor, samples: 
 
 
 @torch.no_grad()
+def sample_ranks(task: Task, estimators: Ensemble, theta: Tensor, samples: int, seed: int) -> Tensor:
+    r"""Ranks (E, N) from each posterior estimator's own exact draws: the fraction of draws
+    :math:`\theta_s \sim \hat p(\theta \mid x^*)` denser than :math:`\theta^*`.
+
+    Member k's draws come from its flow (restricted to the prior box); the ensemble's from
+    the mixture of the members' flows (each draw a uniformly picked member's). The error
+    of each rank is binomial, :math:`\sqrt{r(1 - r)/S}`. Only for posterior estimators
+    (NPE, BNPE: :class:`~bnre.flows.PosteriorEstimator`).
+    """
+    from .flows import PosteriorEstimator
+
+    if not all(isinstance(m, PosteriorEstimator) for m in estimators.members):
+        raise ValueError(
+            "coverage from the estimator's own samples needs a posterior estimator (npe, bnpe): "
+            "this model's members do not sample"
+        )
+    generator = torch.Generator(device=theta.device).manual_seed(seed)
+    k, n = len(estimators.members), len(theta)
+    out = []
+    for i in range(n):
+        row = slice(i, i + 1)
+        draws = torch.stack([m.sample(estimators.embeddings[j, i], samples, generator) for j, m in enumerate(estimators.members)])
+        if k > 1:
+            picks = torch.randint(0, k, (samples,), generator=generator, device=theta.device)
+            draws = torch.cat([draws, draws[picks, torch.arange(samples, device=theta.device)][None]])
+        truth = estimators.log_ratio(theta[row, None], row)[..., 0, 0]  # (E,)
+        ranks = []
+        for e, own in enumerate(draws):
+            log_r = estimators.log_ratio(own[None].float(), row)[e, 0]  # (S,): the prior cancels (uniform box)
+            ranks.append((log_r + task.prior.log_prob(own.float()) > truth[e] + task.prior.log_prob(theta[i].float())).double().mean())
+        out.append(torch.stack(ranks))
+    return torch.stack(out, dim=1)
+
+
+@torch.no_grad()
 def evaluate(
     task: Task,
     members: Sequence[ConditionalEstimator],
@@ -137,23 +173,25 @@ def evaluate(
     mc_samples: int = 1000,
     seed: int = 0,
     precision: GridPrecision | None = None,
+    grid_spec: GridSpec | None = None,
 ) -> Evaluation:
     """Evaluate members and their ensemble on test pairs (:class:`Evaluation`).
 
     With ``coverage="mc"`` the ranks (hence coverage) come from ``mc_samples`` MCMC
-    samples per observation (:mod:`bnre.mcmc`) instead of the grid; the grid still
-    gives the other diagnostics. For a tractable task every estimator is also compared
+    samples per observation (:mod:`bnre.mcmc`) instead of the grid, with
+    ``coverage="samples"`` from a posterior estimator's own draws (:func:`sample_ranks`);
+    the grid still gives the other diagnostics. For a tractable task every estimator is also compared
     with the exact posterior on the grid (``kl_exact``, ``tv_exact``). ``precision``
     (:mod:`bnre.precision`) chooses float32 or bf16 with float32 refinement for the grid
-    (float32 by default); the metrics record which path ran.
+    (float32 by default); the metrics record which path ran. The grid is ``grid_spec``
+    (:mod:`bnre.grids`), by default the uniform grid of ``bins`` per dimension.
     """
-    if coverage not in ("grid", "mc"):
-        raise ValueError(f"unknown coverage method {coverage!r}; expected 'grid' or 'mc'")
+    if coverage not in ("grid", "mc", "samples"):
+        raise ValueError(f"unknown coverage method {coverage!r}; expected 'grid', 'mc' or 'samples'")
     theta_t = torch.as_tensor(theta, device=device)
     x_t = torch.as_tensor(x, device=device)
     n = len(theta_t)
-    cells, log_volume = grid(task.lower, task.upper, bins)
-    cells = cells.to(device)
+    spec = grid_spec or UniformGrid(bins)
     log_prior = task.prior.log_prob(theta_t)  # (N,)
     estimators = Ensemble(members, x_t)
     everything = slice(0, n)
@@ -164,11 +202,14 @@ def evaluate(
     exact = exact_log_posterior(task, x_t) if task.tractable else None
     log_density = log_posterior_on(estimators, task, precision, seed)
     d = grid_diagnostics(
-        task, log_density, log_r_true + log_prior, theta_t, cells, bins, estimators.rows,
-        exact=exact, seed=seed,
+        task, log_density, log_r_true + log_prior, theta_t, spec, estimators.rows, exact=exact, seed=seed
     )
-    rank = monte_carlo_ranks(task, estimators, theta_t, mc_samples, seed).cpu().numpy() if coverage == "mc" else None
-    log_post = (log_post_unnorm - d["log_z"] - log_volume).cpu()
+    rank = None
+    if coverage == "mc":
+        rank = monte_carlo_ranks(task, estimators, theta_t, mc_samples, seed).cpu().numpy()
+    elif coverage == "samples":
+        rank = sample_ranks(task, estimators, theta_t, mc_samples, seed).cpu().numpy()
+    log_post = (log_post_unnorm.cpu() - d["log_z"])
     balancing = torch.sigmoid(log_r_true).mean(dim=1) + torch.sigmoid(log_r_marg).mean(dim=1)
     extra = {"balancing": balancing.cpu(), "balancing_error": (balancing - 1).cpu()}
     extra.update(precision_metrics(log_density, len(log_r_true)))

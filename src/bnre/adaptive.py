@@ -1,0 +1,266 @@
+r"""An adaptive posterior grid: a coarse grid, then recursive halving of the cells that matter.
+
+The uniform grid cannot resolve a posterior narrower than its cells: :math:`\theta^*`
+becomes denser than every cell centre, its rank is 0 and it counts as covered at every
+level. Here each observation gets its own partition of the prior box
+(:class:`~bnre.partition.Partition`), a k-d tree. It starts as a regular grid of
+``coarse_bins`` per dimension; then, for :data:`ROUNDS` rounds, the ``k`` cells with the
+largest *error score* of every observation are each halved along one axis, until the budget of ``cells`` density evaluations per observation is spent or
+every observation's scores sum below ``tolerance``. A cell :math:`c` of mass
+:math:`m_c`, centre log density :math:`l_c` and log-density range :math:`s_{c,d}` across
+it along axis :math:`d` (:math:`s_c = \sum_d s_{c,d}`) scores
+
+.. math:: e_c = m_c \times \begin{cases} 1 & |l_c - l^*| \le s_c
+    \quad \text{(it may hold both sides of the level set } l = l^*) \\
+    \min\!\left(1, \sum_d s_{c,d}^2 / 24\right) \times (1 - r \text{ if } l_c > l^*
+    \text{ else } \max(r, \epsilon)) & \text{else} \end{cases}
+
+The first case is where a cell's classification against :math:`\theta^*`'s density
+:math:`l^*` is uncertain; in the second, :math:`\sum_d s_{c,d}^2/24` is the midpoint
+rule's relative mass error, weighted by how much that cell's mass moves the current rank
+:math:`r` (:math:`\epsilon` = :data:`NORMALISER_WEIGHT` keeps the normaliser accurate).
+The cell that holds :math:`\theta^*` always straddles, and its mass counts at least as if
+its density were :math:`l^*` (its centre may miss a peak narrower than the cell, which the
+truth, near it, reveals). Without :math:`\theta^*` (observed data) every cell scores :math:`m_c \min(1, \sum_d
+s_{c,d}^2/24)`. So refinement goes where the mass is, where the density varies, and above
+all where the rank is decided; a posterior narrow along one axis (a ridge) is cut along
+that axis only once the other is resolved. The ranges are estimated from neighbours on the coarse grid (the larger
+difference to the two neighbours along each axis) and, for a half, along the split axis
+as the larger of the two halves' difference and twice its difference to its parent's
+centre, which lies on its face (this catches a peak that the halves surround); along the
+other axes a half keeps its parent's. The cells of an observation are shared by its E
+estimators (members, ensemble, exact posterior): a cell's score is the largest of theirs.
+A chosen cell is halved along the widest (relative to the box) of its unresolved axes,
+those of range above :data:`RESOLVED`: bisection, which closes in on a peak narrower than
+the cell from every side; once every axis is resolved, along the axis of largest range.
+A cell is halved at most ``depth`` times along each axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .coverage import GRID_BATCH, grid_bins
+from .partition import Partition, regular_partition
+
+#: Refinement rounds the budget is spread over (each halves ``k`` cells per observation).
+ROUNDS = 64
+
+#: Log-density range (nats) across a cell above which an axis counts as unresolved.
+RESOLVED = 2.0
+
+#: Least weight of a less dense cell's mass error, which moves the rank by r only but the
+#: normaliser (the log posterior) in full.
+NORMALISER_WEIGHT = 0.05
+
+#: Cells (observations × leaves) held at once, to bound the memory of one batch.
+MAX_LEAVES = 2**22
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Settings of the adaptive grid: ``coarse_bins`` per dimension to start from (reduced
+    until the coarse grid is at most a quarter of ``cells``), ``cells`` density evaluations
+    per observation in all, at most ``depth`` halvings of a coarse cell, and ``tolerance``
+    on the summed error score below which an observation's refinement stops."""
+
+    coarse_bins: int = 16
+    cells: int = 8192
+    depth: int = 16
+    tolerance: float = 1e-4
+
+    def __post_init__(self):
+        if self.coarse_bins < 2:
+            raise ValueError(f"coarse_bins must be >= 2, got {self.coarse_bins}")
+        if not 1 <= self.depth <= 30:
+            raise ValueError(f"refine_depth must be in 1..30, got {self.depth}")
+        if not 0 < self.tolerance < 1:
+            raise ValueError(f"refine_tolerance must be in (0, 1), got {self.tolerance}")
+        if self.cells < 2 * self.coarse_bins:
+            raise ValueError(
+                f"refine_cells = {self.cells} cannot hold the coarse grid of coarse_bins = {self.coarse_bins} "
+                "and its refinement: it must be at least 2 * coarse_bins"
+            )
+
+    def coarse(self, dim: int) -> int:
+        """Coarse bins per dimension for ``dim`` parameters."""
+        bins = grid_bins(self.coarse_bins, dim, self.cells // 4)
+        if bins**dim * 2 > self.cells:
+            raise ValueError(f"refine_cells = {self.cells} cannot hold a coarse grid of 2 bins in {dim} dimensions")
+        return bins
+
+    def splits(self, dim: int) -> int:
+        """Cells halved per round and observation (two evaluations each)."""
+        return max(1, (self.cells - self.coarse(dim) ** dim) // (ROUNDS * 2))
+
+    def observations_per_batch(self, dim: int, rows: int = GRID_BATCH) -> int:
+        """Observations refined together: about ``rows`` new cells per round, and at most
+        :data:`MAX_LEAVES` cells held."""
+        return max(1, min(rows // (self.splits(dim) * 2), MAX_LEAVES // self.cells))
+
+
+@dataclass
+class AdaptiveBatch:
+    """The refined posteriors of observations ``rows``: their ``partition`` (n, G, D), the
+    log density (E, n, G) at the cell centres, float64, and the evaluations per observation."""
+
+    rows: slice
+    partition: Partition
+    log_density: Tensor
+    evaluations: int
+
+
+def _coarse_ranges(log_density: Tensor, bins: int, dim: int) -> Tensor:
+    """Log-density range across each coarse cell along each axis, (E, n, G, D): the larger
+    difference to the two neighbours along it (a neighbour outside the grid counts 0)."""
+    e, n, g = log_density.shape
+    cube = log_density.reshape(e, n, *([bins] * dim))
+    ranges = []
+    for d in range(dim):
+        axis = 2 + d
+        diff = (cube.narrow(axis, 1, bins - 1) - cube.narrow(axis, 0, bins - 1)).abs()
+        zero = torch.zeros_like(cube.narrow(axis, 0, 1))
+        forward, backward = torch.cat([diff, zero], dim=axis), torch.cat([zero, diff], dim=axis)
+        ranges.append(torch.maximum(forward, backward).reshape(e, n, g))
+    return torch.nan_to_num(torch.stack(ranges, dim=-1), nan=torch.inf)
+
+
+def _scores(
+    log_density: Tensor, ranges: Tensor, log_mass: Tensor, log_true: Tensor | None, own: Tensor | None = None
+) -> Tensor:
+    """Error score of every cell (E, n, G) from its per-axis ranges (E, n, G, D), see the
+    module docstring; ``own`` (n, G) marks the cell that holds the truth."""
+    mass = log_mass.exp()
+    factor = ((ranges**2).sum(dim=-1) / 24).clamp_max(1.0)
+    if log_true is not None:
+        denser = log_density > log_true[..., None]
+        rank = (mass * denser).sum(dim=-1, keepdim=True)
+        # a mass error moves the rank by (1 - r) in a denser cell, by r in another
+        factor = factor * torch.where(denser, 1 - rank, rank.clamp_min(NORMALISER_WEIGHT))
+        straddles = (log_density - log_true[..., None]).abs() <= ranges.sum(dim=-1)
+        factor = torch.where(straddles, torch.ones_like(factor), factor)
+        if own is not None:
+            # the truth's cell reaches its density: it straddles, and holds at least
+            # the mass it would have at that density
+            lifted = (log_true[..., None] - log_density).clamp_min(0).clamp_max(700).exp()
+            factor = torch.where(own, lifted.clamp_min(1.0), factor)
+    return torch.nan_to_num(mass * factor, nan=0.0)
+
+
+def refine(
+    log_density: Callable[[Tensor, slice], Tensor],
+    rows: slice,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    settings: Refinement,
+    log_true: Tensor | None = None,
+    device: torch.device | str | None = None,
+    theta_true: Tensor | None = None,
+) -> AdaptiveBatch:
+    """The adaptive grid of observations ``rows``.
+
+    ``log_density(theta, rows)`` gives the unnormalised log posterior (E, n, G) of those
+    observations at per-observation parameters ``theta`` (n, G, D), float64; ``log_true``
+    (E, n) its value at the true parameters ``theta_true`` (n, D), if known; the cells
+    live on ``device`` (by default that of ``log_true``, else the CPU).
+    """
+    dim = len(lower)
+    n = rows.stop - rows.start
+    bins = settings.coarse(dim)
+    if device is None:
+        device = log_true.device if log_true is not None else torch.device("cpu")
+    coarse = regular_partition(lower, upper, bins, device)
+    centre, width = coarse.centre.expand(n, -1, -1), coarse.width.expand(n, -1, -1)
+    values = log_density(centre, rows).double()
+    e, g0 = len(values), centre.shape[1]
+    k = settings.splits(dim)
+    rounds = (settings.cells - g0) // (2 * k)
+    capacity = g0 + rounds * k
+    # buffers for every cell the rounds can make; the first ``count`` are the leaves
+    centre_buf = torch.empty(n, capacity, dim, dtype=torch.float64, device=device)
+    width_buf = torch.empty_like(centre_buf)
+    values_buf = torch.empty(e, n, capacity, dtype=torch.float64, device=device)
+    ranges_buf = torch.empty(e, n, capacity, dim, dtype=torch.float64, device=device)
+    depth_buf = torch.zeros(n, capacity, dim, dtype=torch.int64, device=device)
+    log_volume_buf = torch.empty(n, capacity, dtype=torch.float64, device=device)
+    centre_buf[:, :g0], width_buf[:, :g0] = centre, width
+    values_buf[..., :g0], ranges_buf[..., :g0, :] = values, _coarse_ranges(values, bins, dim)
+    log_volume_buf[:, :g0] = width.log().sum(dim=-1)
+    count, evaluations = g0, g0
+    rows_n = torch.arange(n, device=device)[:, None]
+    halving = float(np.log(2.0))
+    side = torch.as_tensor(np.asarray(upper, np.float64) - np.asarray(lower, np.float64), device=device)
+    for _ in range(rounds):
+        values, ranges = values_buf[..., :count], ranges_buf[..., :count, :]
+        log_mass = torch.log_softmax(values + log_volume_buf[:, :count], dim=-1)
+        own = None
+        if theta_true is not None:
+            own = Partition(centre_buf[:, :count], width_buf[:, :count]).contains(theta_true)
+        score = _scores(values, ranges, log_mass, log_true, own)
+        if float(score.sum(dim=-1).max()) <= settings.tolerance:
+            break
+        open_axes = depth_buf[:, :count] < settings.depth  # (n, G, D)
+        score = torch.where(open_axes.any(dim=-1), score.amax(dim=0), torch.full_like(score[0], -1.0))
+        splittable = int((score >= 0).sum(dim=-1).min())
+        if splittable == 0:
+            break
+        top = torch.topk(score, min(k, splittable), dim=-1).indices  # (n, kk)
+        kk = top.shape[1]
+        # the widest (relative to the box) of the unresolved axes, else the one of largest range
+        open_top = open_axes[rows_n, top]
+        axis_range = torch.where(open_top, ranges_buf[:, rows_n, top].amax(dim=0), -1.0)  # (n, kk, D)
+        unresolved = axis_range > RESOLVED
+        relative = torch.where(unresolved, width_buf[rows_n, top] / side, -1.0)
+        axis = torch.where(unresolved.any(dim=-1), relative.argmax(dim=-1), axis_range.argmax(dim=-1))  # (n, kk)
+        step = torch.nn.functional.one_hot(axis, dim).double() * width_buf[rows_n, top] / 4  # (n, kk, D)
+        parent_centre = centre_buf[rows_n, top]
+        halves = torch.stack([parent_centre - step, parent_centre + step], dim=2)  # (n, kk, 2, D)
+        half_values = log_density(halves.reshape(n, 2 * kk, dim), rows).double().reshape(e, n, kk, 2)
+        evaluations += 2 * kk
+        parent_values = values_buf[:, rows_n, top][..., None]  # (E, n, kk, 1)
+        along = torch.maximum(
+            (half_values[..., 1:] - half_values[..., :1]).abs(), 2 * (half_values - parent_values).abs()
+        )
+        along = torch.nan_to_num(along, nan=torch.inf)  # (E, n, kk, 2)
+        parent_ranges = ranges_buf[:, rows_n, top]  # (E, n, kk, D)
+        chosen = torch.nn.functional.one_hot(axis, dim).bool()  # (n, kk, D)
+        half_ranges = torch.where(chosen[:, :, None, :], along[..., None], parent_ranges[:, :, :, None, :])
+        half_width = width_buf[rows_n, top] / torch.where(chosen, 2.0, 1.0)
+        half_depth = depth_buf[rows_n, top] + chosen.long()
+        half_log_volume = log_volume_buf[rows_n, top] - halving
+        # the lower half takes its parent's place, the upper one is appended
+        centre_buf[rows_n, top], width_buf[rows_n, top] = halves[:, :, 0], half_width
+        values_buf[:, rows_n, top], ranges_buf[:, rows_n, top] = half_values[..., 0], half_ranges[:, :, :, 0]
+        depth_buf[rows_n, top], log_volume_buf[rows_n, top] = half_depth, half_log_volume
+        new = slice(count, count + kk)
+        centre_buf[:, new], width_buf[:, new] = halves[:, :, 1], half_width
+        values_buf[..., new], ranges_buf[:, :, new] = half_values[..., 1], half_ranges[:, :, :, 1]
+        depth_buf[:, new], log_volume_buf[:, new] = half_depth, half_log_volume
+        count = new.stop
+    centre, width, values = centre_buf[:, :count], width_buf[:, :count], values_buf[..., :count]
+    return AdaptiveBatch(rows, Partition(centre, width), values, evaluations)
+
+
+def adaptive_pass(
+    log_density: Callable[[Tensor, slice], Tensor],
+    n: int,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    settings: Refinement,
+    log_true: Tensor | None = None,
+    rows: int = GRID_BATCH,
+    device: torch.device | str | None = None,
+    theta_true: Tensor | None = None,
+) -> Iterator[AdaptiveBatch]:
+    """:func:`refine` over ``n`` observations in batches of
+    :meth:`Refinement.observations_per_batch`."""
+    step = settings.observations_per_batch(len(lower), rows)
+    for a in range(0, n, step):
+        batch = slice(a, min(a + step, n))
+        truth = None if log_true is None else log_true[:, batch]
+        yield refine(log_density, batch, lower, upper, settings, truth, device, None if theta_true is None else theta_true[batch])

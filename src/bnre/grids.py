@@ -1,0 +1,116 @@
+r"""The posterior grids of the evaluation, as passes over partitions of the prior box.
+
+Two grids discretise each test observation's posterior (:mod:`bnre.partition`):
+
+* ``uniform``: the regular grid of ``bins`` cells per dimension of :mod:`bnre.coverage`,
+  shared by every observation (the paper's and lampe's), with its optional bf16 path
+  (:mod:`bnre.precision`);
+* ``adaptive``: a coarse grid refined per observation where the rank, the mass and the
+  density's variation call for it (:mod:`bnre.adaptive`), so that a posterior narrower
+  than a uniform cell is resolved.
+
+Both yield, per batch of observations, the partition and the log density of every
+estimator at its cells, and of the exact posterior when one is given, on the same cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .adaptive import Refinement, adaptive_pass
+from .coverage import grid, grid_pass
+from .partition import Partition, regular_partition
+
+#: The evaluation grids.
+GRIDS = ("adaptive", "uniform")
+
+
+@dataclass(frozen=True)
+class UniformGrid:
+    """The regular grid of ``bins`` cells per dimension."""
+
+    bins: int
+
+    def __post_init__(self):
+        if self.bins < 2:
+            raise ValueError(f"bins must be >= 2, got {self.bins}")
+
+
+GridSpec = Union[UniformGrid, Refinement]
+
+LogDensity = Callable[[Tensor, slice], Tensor]
+
+
+@dataclass
+class PosteriorBatch:
+    """Observations ``rows`` on their ``partition``: the estimators' log density (E, n, G)
+    and the exact posterior's (1, n, G) or None, float64; ``evaluations`` per observation."""
+
+    rows: slice
+    partition: Partition
+    log_density: Tensor
+    log_exact: Tensor | None
+    evaluations: int
+
+
+def describe(spec: GridSpec, dim: int) -> str:
+    """One line for the logs."""
+    if isinstance(spec, UniformGrid):
+        return f"uniform grid, {spec.bins} bins per dimension ({spec.bins**dim} cells)"
+    return (
+        f"adaptive grid, {spec.coarse(dim)} coarse bins per dimension refined to at most {spec.cells} cells "
+        f"per pair, depth {spec.depth}, tolerance {spec.tolerance:g}"
+    )
+
+
+def posterior_pass(
+    log_density: LogDensity,
+    n: int,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    spec: GridSpec,
+    rows: int,
+    log_true: Tensor | None = None,
+    exact: LogDensity | None = None,
+    exact_true: Tensor | None = None,
+    theta_true: Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Iterator[PosteriorBatch]:
+    """The posteriors of ``n`` observations on ``spec``'s grid, batch by batch.
+
+    ``log_density(theta, rows)`` gives the (E, n, G) unnormalised log posterior of
+    observations ``rows`` at ``theta`` (1 or n, G, D), which it receives in ``dtype``;
+    ``log_true`` (E, n) is its value at the true parameters (for the uniform grid's bf16
+    path, and to refine the adaptive grid where ranks are decided); ``exact``, of the same
+    form in float64, is evaluated on the same cells and, on the adaptive grid, refined
+    for too (at its own value ``exact_true`` (1, n) at the true parameters ``theta_true``
+    (n, D), which guide the adaptive grid where given).
+    """
+    if isinstance(spec, UniformGrid):
+        cells, _ = grid(lower, upper, spec.bins)
+        cells = cells.to(device)
+        partition = regular_partition(lower, upper, spec.bins, device)
+        for batch in grid_pass(log_density, n, cells, rows, log_true):
+            log_exact = None if exact is None else exact(cells[None], batch.rows).double()
+            yield PosteriorBatch(batch.rows, partition, batch.log_density.double(), log_exact, len(cells))
+        return
+
+    def joint(theta: Tensor, batch: slice) -> Tensor:
+        values = log_density(theta.to(dtype), batch).double()
+        return values if exact is None else torch.cat([values, exact(theta, batch).double()])
+
+    truth = log_true
+    if log_true is not None and exact is not None:
+        truth = torch.cat([log_true.double(), exact_true.double()])
+    for batch in adaptive_pass(joint, n, lower, upper, spec, truth, rows, device, theta_true):
+        values = batch.log_density
+        split = len(values) - (exact is not None)
+        yield PosteriorBatch(
+            batch.rows, batch.partition, values[:split], None if exact is None else values[split:], batch.evaluations
+        )
