@@ -75,8 +75,8 @@ rule posterior_figure:
         task=task_source,
         formats=" ".join(config["figures"]["formats"]),
         pair=config["figures"]["posterior_pair"],
-        bins=min(config["evaluate"]["bins"], 100),
+        grid=grid_options(),
     shell:
         "python -m bnre posterior-figure --test {input.test} --pair {params.pair}"
-        " --bins {params.bins} --output figures/posterior_{wildcards.task}"
+        " {params.grid} --output figures/posterior_{wildcards.task}"
         " --task {params.task:q} {input.models} --formats {params.formats} > {log} 2>&1"

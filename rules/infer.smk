@@ -27,14 +27,13 @@ rule infer:
         task=task_source,
         samples=config["infer"]["samples"],
         seed=config["infer"]["seed"],
-        bins=config["evaluate"]["bins"],
-        max_cells=config["evaluate"]["max_cells"],
+        grid=grid_options(),
         formats=" ".join(config["figures"]["formats"]),
     shell:
         "python -m bnre --threads {threads} infer --task {params.task:q}"
         " --model {input.models} --observation {input.observation:q}"
-        " --samples {params.samples} --seed {params.seed} --bins {params.bins}"
-        " --max-cells {params.max_cells} --samples-output {output.samples}"
+        " --samples {params.samples} --seed {params.seed} {params.grid}"
+        " --samples-output {output.samples}"
         " --intervals-output {output.intervals}"
         " --figure figures/observed_{wildcards.task}_{wildcards.observation}"
         " --formats {params.formats} > {log} 2>&1"

@@ -46,6 +46,11 @@ def test_stages_by_hand(tmp_path):
     exact = pd.read_csv(tmp_path / "em.csv")
     assert set(exact.method) == {"exact"} and set(exact.budget) == {256, 512}
     assert exact.groupby("metric").value.nunique().eq(1).all()  # the same rows at each budget
+    for grid in (["--grid", "uniform", "--bins", 20], ["--refine-cells", 2048]):
+        figure = tmp_path / f"posterior_{grid[1]}"
+        bnre("posterior-figure", "--test", tmp_path / "test.h5", "--pair", 3, *grid, "--output", figure,
+             tmp_path / "m.pt", "--formats", "png")
+        assert Path(f"{figure}.png").stat().st_size > 1000
 
     # bad input: one clear message, exit status 2, no output written
     result = bnre(

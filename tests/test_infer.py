@@ -13,6 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
+from bnre.adaptive import Refinement
 from bnre.infer import LEVELS, posterior, read_observations
 from bnre.simulate import simulate_range
 from bnre.tasks import Gaussian
@@ -72,6 +73,46 @@ def test_a_non_uniform_prior_gives_the_conjugate_posterior():
         reference = truncated_marginal(mean[d], precision[d] ** -0.5)
         assert stats.kstest(result.samples[0, :, d], reference.cdf).pvalue > 1e-3
         np.testing.assert_allclose(result.intervals[0, d, 2], reference.ppf([0.025, 0.975]), atol=2e-3)
+
+
+#: A posterior 22 times narrower than a cell of the uniform grid of 90 bins (2 / 90).
+NARROW = Gaussian(sigma=0.001)
+
+#: Observations off the coarse grid's edges (-1 + k 2/16), on one (0.125, 0.0), and 0.4
+#: sigma from one (0.5004); all many sigma from the box's edges.
+NARROW_X = np.array([[0.3, -0.2], [0.125, 0.5004], [-0.6171, 0.0]], dtype=np.float32)
+
+
+def interval_errors(result, x, sigma):
+    """Largest error of the ends of each central interval against N(x, sigma^2)'s, over
+    the interval's width, (n, D, L)."""
+    errors = np.empty(result.intervals.shape[:-1])
+    for j, level in enumerate(LEVELS):
+        expected = stats.norm.ppf(np.array([(1 - level) / 2, (1 + level) / 2]), loc=x[..., None], scale=sigma)
+        width = expected[..., 1] - expected[..., 0]
+        errors[..., j] = np.abs(result.intervals[..., j, :] - expected).max(axis=-1) / width
+    return errors
+
+
+def test_the_adaptive_grid_resolves_a_posterior_narrower_than_a_uniform_cell():
+    samples = 20000
+    result = posterior(NARROW, [ExactRatio(NARROW)], NARROW_X, samples, seed=1, grid_spec=Refinement())
+    assert result.sampler == "grid" and result.samples.shape == (3, samples, 2)
+    # measured: at most 0.06% of the width
+    assert interval_errors(result, NARROW_X, NARROW.sigma).max() < 0.02
+    np.testing.assert_allclose(result.medians, NARROW_X, atol=0.02 * NARROW.sigma)
+    draws = result.samples
+    np.testing.assert_allclose(draws.mean(axis=1), NARROW_X, atol=5 * NARROW.sigma / np.sqrt(samples))
+    np.testing.assert_allclose(draws.std(axis=1), NARROW.sigma, rtol=0.03)
+    # the figures' window: the 0.1% and 99.9% quantiles
+    np.testing.assert_allclose(result.span, NARROW_X[..., None] + stats.norm.ppf([0.001, 0.999]) * NARROW.sigma,
+                               atol=0.02 * NARROW.sigma)
+
+
+def test_the_uniform_grid_does_not():
+    result = posterior(NARROW, [ExactRatio(NARROW)], NARROW_X, 1000, bins=90, seed=1)
+    # measured: 2.2 to 8.1 times the width; every interval is one or two cells wide
+    assert (interval_errors(result, NARROW_X, NARROW.sigma) > 0.02).all()
 
 
 def test_observation_files_of_every_format(tmp_path):
@@ -143,7 +184,7 @@ def test_the_command_line_writes_draws_intervals_and_a_corner_plot(tmp_path):
     np.save(tmp_path / "obs.npy", np.array([[0.1, 0.2], [0.3, 0.4]]))
     done = subprocess.run(
         [sys.executable, "-m", "bnre", "infer", "--model", str(model), "--observation", str(tmp_path / "obs.npy"),
-         "--samples", "500", "--bins", "30", "--samples-output", str(tmp_path / "s.csv"),
+         "--samples", "500", "--refine-cells", "2048", "--samples-output", str(tmp_path / "s.csv"),
          "--intervals-output", str(tmp_path / "i.csv"), "--figure", str(tmp_path / "corner"), "--formats", "png"],
         capture_output=True, text=True,
     )

@@ -12,23 +12,26 @@ it along axis :math:`d` (:math:`s_c = \sum_d s_{c,d}`) scores
 
 .. math:: e_c = m_c \times \begin{cases} 1 & |l_c - l^*| \le s_c
     \quad \text{(it may hold both sides of the level set } l = l^*) \\
-    \min\!\left(1, \sum_d s_{c,d}^2 / 24\right) \times (1 - r \text{ if } l_c > l^*
-    \text{ else } \max(r, \epsilon)) & \text{else} \end{cases}
+    \min\!\left(1, \sum_d s_{c,d}^2 / 24 + \kappa_{c,d}\right) \times (1 - r \text{ if }
+    l_c > l^* \text{ else } \max(r, \epsilon)) & \text{else} \end{cases}
 
 The first case is where a cell's classification against :math:`\theta^*`'s density
-:math:`l^*` is uncertain; in the second, :math:`\sum_d s_{c,d}^2/24` is the midpoint
-rule's relative mass error, weighted by how much that cell's mass moves the current rank
+:math:`l^*` is uncertain; in the second, :math:`\sum_d s_{c,d}^2/24 + \kappa_{c,d}` is the
+midpoint rule's relative mass error, from the slope (:math:`s^2/24`) and the curvature
+(:math:`\kappa_{c,d} = |\partial_d^2 l|\, w_{c,d}^2 / 24`), weighted by how much that cell's mass moves the current rank
 :math:`r` (:math:`\epsilon` = :data:`NORMALISER_WEIGHT` keeps the normaliser accurate).
 The cell that holds :math:`\theta^*` always straddles, and its mass counts at least as if
 its density were :math:`l^*` (its centre may miss a peak narrower than the cell, which the
 truth, near it, reveals). Without :math:`\theta^*` (observed data) every cell scores :math:`m_c \min(1, \sum_d
-s_{c,d}^2/24)`. So refinement goes where the mass is, where the density varies, and above
+s_{c,d}^2/24 + \kappa_{c,d})`. So refinement goes where the mass is, where the density varies, and above
 all where the rank is decided; a posterior narrow along one axis (a ridge) is cut along
 that axis only once the other is resolved. The ranges are estimated from neighbours on the coarse grid (the larger
 difference to the two neighbours along each axis) and, for a half, along the split axis
 as the larger of the two halves' difference and twice its difference to its parent's
-centre, which lies on its face (this catches a peak that the halves surround); along the
-other axes a half keeps its parent's. The cells of an observation are shared by its E
+centre, which lies on its face (this catches a peak that the halves surround); its
+curvature error from the second difference of the two halves about the parent's centre;
+along the other axes a half keeps its parent's. The coarse cells' curvature errors come
+from the second differences with their neighbours. The cells of an observation are shared by its E
 estimators (members, ensemble, exact posterior): a cell's score is the largest of theirs.
 A chosen cell is halved along the widest (relative to the box) of its unresolved axes,
 those of range above :data:`RESOLVED`: bisection, which closes in on a peak narrower than
@@ -56,7 +59,7 @@ RESOLVED = 2.0
 
 #: Least weight of a less dense cell's mass error, which moves the rank by r only but the
 #: normaliser (the log posterior) in full.
-NORMALISER_WEIGHT = 0.05
+NORMALISER_WEIGHT = 0.25
 
 #: Cells (observations × leaves) held at once, to bound the memory of one batch.
 MAX_LEAVES = 2**22
@@ -115,28 +118,38 @@ class AdaptiveBatch:
     evaluations: int
 
 
-def _coarse_ranges(log_density: Tensor, bins: int, dim: int) -> Tensor:
-    """Log-density range across each coarse cell along each axis, (E, n, G, D): the larger
-    difference to the two neighbours along it (a neighbour outside the grid counts 0)."""
+def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor, Tensor]:
+    r"""Per-axis log-density range and curvature error of each coarse cell, each (E, n, G, D).
+
+    Along each axis, the range is the larger difference to the two neighbours, and the
+    curvature error :math:`|l_{+} + l_{-} - 2 l_c| / 24` (a neighbour outside the grid
+    counts as the cell itself).
+    """
     e, n, g = log_density.shape
     cube = log_density.reshape(e, n, *([bins] * dim))
-    ranges = []
+    ranges, curvatures = [], []
     for d in range(dim):
         axis = 2 + d
-        diff = (cube.narrow(axis, 1, bins - 1) - cube.narrow(axis, 0, bins - 1)).abs()
-        zero = torch.zeros_like(cube.narrow(axis, 0, 1))
-        forward, backward = torch.cat([diff, zero], dim=axis), torch.cat([zero, diff], dim=axis)
-        ranges.append(torch.maximum(forward, backward).reshape(e, n, g))
-    return torch.nan_to_num(torch.stack(ranges, dim=-1), nan=torch.inf)
+        edge = cube.narrow(axis, 0, 1), cube.narrow(axis, bins - 1, 1)
+        before = torch.cat([edge[0], cube.narrow(axis, 0, bins - 1)], dim=axis)
+        after = torch.cat([cube.narrow(axis, 1, bins - 1), edge[1]], dim=axis)
+        ranges.append(torch.maximum((after - cube).abs(), (cube - before).abs()).reshape(e, n, g))
+        curvatures.append(((after + before - 2 * cube).abs() / 24).reshape(e, n, g))
+    return tuple(torch.nan_to_num(torch.stack(v, dim=-1), nan=torch.inf) for v in (ranges, curvatures))
 
 
 def _scores(
-    log_density: Tensor, ranges: Tensor, log_mass: Tensor, log_true: Tensor | None, own: Tensor | None = None
+    log_density: Tensor,
+    ranges: Tensor,
+    curvature: Tensor,
+    log_mass: Tensor,
+    log_true: Tensor | None,
+    own: Tensor | None = None,
 ) -> Tensor:
-    """Error score of every cell (E, n, G) from its per-axis ranges (E, n, G, D), see the
-    module docstring; ``own`` (n, G) marks the cell that holds the truth."""
+    """Error score of every cell (E, n, G) from its per-axis ranges and curvature errors
+    (E, n, G, D), see the module docstring; ``own`` (n, G) marks the cell that holds the truth."""
     mass = log_mass.exp()
-    factor = ((ranges**2).sum(dim=-1) / 24).clamp_max(1.0)
+    factor = ((ranges**2 / 24 + curvature).sum(dim=-1)).clamp_max(1.0)
     if log_true is not None:
         denser = log_density > log_true[..., None]
         rank = (mass * denser).sum(dim=-1, keepdim=True)
@@ -186,22 +199,24 @@ def refine(
     width_buf = torch.empty_like(centre_buf)
     values_buf = torch.empty(e, n, capacity, dtype=torch.float64, device=device)
     ranges_buf = torch.empty(e, n, capacity, dim, dtype=torch.float64, device=device)
+    curvature_buf = torch.empty_like(ranges_buf)
     depth_buf = torch.zeros(n, capacity, dim, dtype=torch.int64, device=device)
     log_volume_buf = torch.empty(n, capacity, dtype=torch.float64, device=device)
     centre_buf[:, :g0], width_buf[:, :g0] = centre, width
-    values_buf[..., :g0], ranges_buf[..., :g0, :] = values, _coarse_ranges(values, bins, dim)
+    values_buf[..., :g0] = values
+    ranges_buf[..., :g0, :], curvature_buf[..., :g0, :] = _coarse_variation(values, bins, dim)
     log_volume_buf[:, :g0] = width.log().sum(dim=-1)
     count, evaluations = g0, g0
     rows_n = torch.arange(n, device=device)[:, None]
     halving = float(np.log(2.0))
     side = torch.as_tensor(np.asarray(upper, np.float64) - np.asarray(lower, np.float64), device=device)
     for _ in range(rounds):
-        values, ranges = values_buf[..., :count], ranges_buf[..., :count, :]
+        values, ranges, curvature = values_buf[..., :count], ranges_buf[..., :count, :], curvature_buf[..., :count, :]
         log_mass = torch.log_softmax(values + log_volume_buf[:, :count], dim=-1)
         own = None
         if theta_true is not None:
             own = Partition(centre_buf[:, :count], width_buf[:, :count]).contains(theta_true)
-        score = _scores(values, ranges, log_mass, log_true, own)
+        score = _scores(values, ranges, curvature, log_mass, log_true, own)
         if float(score.sum(dim=-1).max()) <= settings.tolerance:
             break
         open_axes = depth_buf[:, :count] < settings.depth  # (n, G, D)
@@ -227,19 +242,25 @@ def refine(
             (half_values[..., 1:] - half_values[..., :1]).abs(), 2 * (half_values - parent_values).abs()
         )
         along = torch.nan_to_num(along, nan=torch.inf)  # (E, n, kk, 2)
-        parent_ranges = ranges_buf[:, rows_n, top]  # (E, n, kk, D)
-        chosen = torch.nn.functional.one_hot(axis, dim).bool()  # (n, kk, D)
-        half_ranges = torch.where(chosen[:, :, None, :], along[..., None], parent_ranges[:, :, :, None, :])
+        # the halves' second difference about the parent's centre: l'' (w / 2)^2 / 4, so a
+        # half's midpoint error l'' (w / 2)^2 / 24 is a sixth of it
+        bend = torch.nan_to_num((half_values.sum(dim=-1, keepdim=True) - 2 * parent_values).abs() / 6, nan=torch.inf)
+        chosen = torch.nn.functional.one_hot(axis, dim).bool()[:, :, None, :]  # (n, kk, 1, D)
+        half_ranges = torch.where(chosen, along[..., None], ranges_buf[:, rows_n, top][:, :, :, None, :])
+        half_curvature = torch.where(chosen, bend.expand_as(along)[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
+        chosen = chosen[:, :, 0]
         half_width = width_buf[rows_n, top] / torch.where(chosen, 2.0, 1.0)
         half_depth = depth_buf[rows_n, top] + chosen.long()
         half_log_volume = log_volume_buf[rows_n, top] - halving
         # the lower half takes its parent's place, the upper one is appended
         centre_buf[rows_n, top], width_buf[rows_n, top] = halves[:, :, 0], half_width
         values_buf[:, rows_n, top], ranges_buf[:, rows_n, top] = half_values[..., 0], half_ranges[:, :, :, 0]
+        curvature_buf[:, rows_n, top] = half_curvature[:, :, :, 0]
         depth_buf[rows_n, top], log_volume_buf[rows_n, top] = half_depth, half_log_volume
         new = slice(count, count + kk)
         centre_buf[:, new], width_buf[:, new] = halves[:, :, 1], half_width
         values_buf[..., new], ranges_buf[:, :, new] = half_values[..., 1], half_ranges[:, :, :, 1]
+        curvature_buf[:, :, new] = half_curvature[:, :, :, 1]
         depth_buf[:, new], log_volume_buf[:, new] = half_depth, half_log_volume
         count = new.stop
     centre, width, values = centre_buf[:, :count], width_buf[:, :count], values_buf[..., :count]

@@ -237,21 +237,22 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
 
     from . import figures
     from .data import read_pairs
-    from .evaluate import posterior_grid
+    from .infer import ensemble_log_posterior, posterior_view
     from .train import load_ensemble
 
-    densities, task, budget = {}, None, None
+    estimators, task, budget = {}, None, None
     for path in args.models:
         task, members, meta = load_ensemble(path, task=args.task)
         test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task))
         if args.pair >= len(test):
             raise ValueError(f"pair {args.pair} requested but {args.test} holds {len(test)}")
         x = torch.as_tensor(test.x[args.pair : args.pair + 1])
-        densities[meta["config"].get("name") or meta["config"]["method"]] = posterior_grid(members, x, task, args.bins)
+        estimators[meta["config"].get("name") or meta["config"]["method"]] = ensemble_log_posterior(members, x, task)
         budget = meta["budget"]
     theta_true = np.asarray(test.theta[args.pair])
+    view = posterior_view(task, estimators, x, grid_spec(args, task.theta_dim), theta_true)
     figures.posterior_example(
-        densities, task.lower, task.upper, theta_true, task.labels, f"{task.name}, budget {budget}",
+        view.densities, view.lower, view.upper, theta_true, task.labels, f"{task.name}, budget {budget}",
         args.output, tuple(args.formats),
     )
     log(f"posterior example -> {args.output}")
@@ -261,9 +262,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from . import figures
-    from .coverage import grid_bins
     from .devices import pick_device
-    from .infer import interval_table, observation_names, posterior, read_observations, sample_table
+    from .grids import describe
+    from .infer import (
+        exact_posterior, interval_table, observation_names, plot_window, posterior, read_observations, sample_table,
+    )
     from .train import load_ensemble
 
     loaded = [load_ensemble(path, task=args.task) for path in args.model]
@@ -275,26 +278,32 @@ def cmd_infer(args: argparse.Namespace) -> None:
     names = observation_names(args.observation, len(x))
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
+    spec = grid_spec(args, task.theta_dim)
     device = str(pick_device(args.device))
-    samples, intervals, first = [], [], {}
+    log(f"posteriors of {len(x)} observation(s) of {args.observation}, {describe(spec, task.theta_dim)}")
+    samples, intervals, first, spans = [], [], {}, []
     for (_, members, meta), path in zip(loaded, args.model):
         method = meta["config"].get("name") or meta["config"]["method"]
         if method in first:
             raise ValueError(f"two models of method {method!r}: {path}")
-        result = posterior(task, members, x, args.samples, bins, seed=args.seed, device=device)
+        result = posterior(task, members, x, args.samples, seed=args.seed, device=device, grid_spec=spec)
         keys = dict(task=task.name, method=method, budget=meta["budget"])
         samples.append(_keyed(sample_table(task, result, names), keys))
         intervals.append(_keyed(interval_table(task, result, names), keys))
         first[method] = result.samples[0]
+        spans.append(result.span[0])
         log(f"{method}: {len(x)} observation(s) of {args.observation}, {args.samples} draws each ({result.sampler})")
     _write_tables(
         [pd.concat(samples, ignore_index=True), pd.concat(intervals, ignore_index=True)],
         (args.samples_output, args.intervals_output), {},
     )
     if args.figure:
-        title = f"{task.name}: {names[0]}"
-        figures.corner(first, task.lower, task.upper, task.labels, title, args.figure, tuple(args.formats))
+        if task.tractable:
+            exact = exact_posterior(task, x[:1], args.samples, spec, seed=args.seed, device=device)
+            first["exact"] = exact.samples[0]
+            spans.append(exact.span[0])
+        lower, upper = plot_window(spans, task.lower, task.upper)
+        figures.corner(first, lower, upper, task.labels, f"{task.name}: {names[0]}", args.figure, tuple(args.formats))
     log(f"posterior draws -> {args.samples_output}, intervals -> {args.intervals_output}")
 
 
@@ -475,10 +484,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("histories", nargs="+", help="models/{task}/{method}/{budget}.history.csv files")
     s.set_defaults(run=cmd_training_figures)
 
-    s = sub.add_parser("posterior-figure", help="grid posterior of one test observation, per model file")
+    s = sub.add_parser("posterior-figure", help="posterior of one test observation, per model file (and the exact one)")
     s.add_argument("--test", required=True)
     s.add_argument("--pair", type=int, default=0)
-    s.add_argument("--bins", type=int, required=True)
+    add_grid_arguments(s)
     s.add_argument("--output", required=True, help="output path without extension")
     s.add_argument("models", nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
@@ -490,8 +499,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--observation", required=True, help=".npy, .csv (one flattened observation per row) or HDF5 with x")
     s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
     s.add_argument("--samples", type=int, default=10000, help="posterior draws per observation and model")
-    s.add_argument("--bins", type=int, default=90, help="grid bins per dimension (up to 3 parameters; MCMC beyond)")
-    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
+    add_grid_arguments(s)  # up to 3 parameters; MCMC beyond
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     s.add_argument("--samples-output", required=True, help="tidy CSV of the draws")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -248,6 +249,14 @@ def penalty_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike, 
     return _save(fig, stem, formats)
 
 
+class Drawn(NamedTuple):
+    """The files a figure was saved to and the figure itself (closed: its axes, titles and
+    limits can still be read)."""
+
+    paths: list[Path]
+    figure: plt.Figure
+
+
 def posterior_example(
     densities: dict[str, np.ndarray],
     lower: np.ndarray,
@@ -257,43 +266,44 @@ def posterior_example(
     title: str,
     stem: str | os.PathLike,
     formats: tuple[str, ...],
-) -> list[Path]:
-    """Grid posterior of one observation per method, the true parameter marked.
+) -> Drawn:
+    """The posterior of one observation per method, the true parameter marked, in the
+    window ``lower``, ``upper`` (D,) (:func:`bnre.infer.posterior_view`).
 
-    ``densities[method]`` is the normalised cell mass on a regular grid of shape
-    (bins,) * D. One parameter: density curves; two or more: the 2-D marginal of the
-    first two parameters.
+    ``densities[method]`` is the normalised marginal density of the first min(D, 2)
+    parameters at the centres of a regular raster over the window, (points,) * min(D, 2);
+    ``exact`` (the exact posterior of a tractable task) is drawn like a method, in black.
+    One parameter: density curves; two or more: one panel per method.
     """
     methods = ordered_methods(densities)
     palette = colours(methods)
-    dim = len(lower)
-    if dim == 1:
+    if len(lower) == 1:
         fig, ax = plt.subplots(figsize=(4.5, 3.2), layout="constrained")
-        bins = densities[methods[0]].shape[0]
-        centres = lower[0] + (np.arange(bins) + 0.5) * (upper[0] - lower[0]) / bins
-        width = (upper[0] - lower[0]) / bins
         for method in methods:
-            ax.plot(centres, densities[method] / width, color=palette[method], label=label(method))
-        ax.axvline(theta_true[0], color="black", linestyle="--", label=r"$\theta^*$")
+            density = densities[method]
+            centres = lower[0] + (np.arange(len(density)) + 0.5) * (upper[0] - lower[0]) / len(density)
+            ax.plot(centres, density, color=palette[method], label=label(method),
+                    linestyle="--" if method == "exact" else "-")
+        ax.axvline(theta_true[0], color="grey", linestyle=":", label=r"$\theta^*$")
+        ax.set_xlim(lower[0], upper[0])
         ax.set_xlabel(labels[0])
         ax.set_ylabel("posterior density")
         ax.legend(fontsize=7)
         ax.set_title(title)
-        return _save(fig, stem, formats)
+        return Drawn(_save(fig, stem, formats), fig)
     fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.3), squeeze=False, layout="constrained")
+    extent = (lower[0], upper[0], lower[1], upper[1])
     for ax, method in zip(axes[0], methods):
-        mass = densities[method]
-        marginal = mass.sum(axis=tuple(range(2, dim))) if dim > 2 else mass
-        ax.imshow(
-            marginal.T, origin="lower", extent=(lower[0], upper[0], lower[1], upper[1]), aspect="auto", cmap="viridis"
-        )
+        ax.imshow(densities[method].T, origin="lower", extent=extent, aspect="auto", cmap="viridis")
         ax.scatter([theta_true[0]], [theta_true[1]], marker="*", s=120, color="white", edgecolor="black", label=r"$\theta^*$")
+        ax.set_xlim(lower[0], upper[0])
+        ax.set_ylim(lower[1], upper[1])
         ax.set_title(label(method))
         ax.set_xlabel(labels[0])
         ax.set_ylabel(labels[1])
     fig.suptitle(title)
     axes[0, -1].legend(loc="upper right", fontsize=7)
-    return _save(fig, stem, formats)
+    return Drawn(_save(fig, stem, formats), fig)
 
 
 def _smooth(hist: np.ndarray) -> np.ndarray:
@@ -322,18 +332,16 @@ def corner(
     stem: str | os.PathLike,
     formats: tuple[str, ...],
     bins: int = 30,
-) -> list[Path]:
+) -> Drawn:
     """Corner plot of posterior draws (S, D) per method, overlaid: 1-D marginal densities on
-    the diagonal, the 50% and 90% highest-density regions of each 2-D marginal below. The
-    axes span the draws' 0.1–99.9% quantiles of all methods (padded by 10%, within the box)."""
+    the diagonal, the 50% and 90% highest-density regions of each 2-D marginal below, the
+    exact posterior of a tractable task (``exact``) in dashed black. The axes span the
+    window ``lower``, ``upper`` (D,) (:func:`bnre.infer.plot_window` of the methods'
+    spans), ``bins`` histogram bins across it; draws outside it are left out."""
     methods = ordered_methods(samples)
     palette = colours(methods)
     dim = len(lower)
     fig, axes = plt.subplots(dim, dim, figsize=(2.2 * dim + 1, 2.2 * dim + 0.6), squeeze=False, layout="constrained")
-    everything = np.concatenate([samples[m] for m in methods])
-    low, high = np.quantile(everything, [0.001, 0.999], axis=0)
-    pad = 0.1 * np.maximum(high - low, 1e-9 * (upper - lower))
-    lower, upper = np.maximum(low - pad, lower), np.minimum(high + pad, upper)
     edges = [np.linspace(lower[d], upper[d], bins + 1) for d in range(dim)]
     for i in range(dim):
         for j in range(dim):
@@ -343,13 +351,16 @@ def corner(
                 continue
             for method in methods:
                 draws = samples[method]
+                style = "--" if method == "exact" else "-"
                 if i == j:
-                    ax.hist(draws[:, i], bins=edges[i], density=True, histtype="step", color=palette[method], label=label(method))
+                    ax.hist(draws[:, i], bins=edges[i], density=True, histtype="step", color=palette[method],
+                            linestyle=style, label=label(method))
                 else:
                     hist, _, _ = np.histogram2d(draws[:, j], draws[:, i], bins=[edges[j], edges[i]])
                     hist = _smooth(hist)
                     centres = [(e[1:] + e[:-1]) / 2 for e in (edges[j], edges[i])]
-                    ax.contour(*centres, hist.T, levels=_mass_levels(hist, (0.9, 0.5)), colors=palette[method], linewidths=1)
+                    ax.contour(*centres, hist.T, levels=_mass_levels(hist, (0.9, 0.5)), colors=palette[method], linewidths=1,
+                               linestyles=style)
             ax.set_xlim(lower[j], upper[j])
             if i != j:
                 ax.set_ylim(lower[i], upper[i])
@@ -359,4 +370,4 @@ def corner(
             ax.set_ylabel(labels[i] if j == 0 and i > 0 else "")
     axes[0, 0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title)
-    return _save(fig, stem, formats)
+    return Drawn(_save(fig, stem, formats), fig)

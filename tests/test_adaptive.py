@@ -1,0 +1,147 @@
+"""The adaptive posterior grid (bnre.adaptive) against exact posteriors and the uniform grid."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binom, kstest
+
+from bnre.adaptive import Refinement, adaptive_pass, refine
+from bnre.diagnostics import evaluate_exact, exact_log_posterior
+from bnre.grids import UniformGrid, posterior_pass
+from bnre.partition import hpd_ranks, log_masses, log_normaliser
+from bnre.simulate import simulate_range
+from bnre.tasks import Gaussian, get_task
+
+OSCILLATOR = "examples/oscillator/task.py:DampedOscillator"
+
+#: A posterior 22 times narrower than a cell of the default uniform grid (90 bins over [-1, 1]).
+NARROW_SIGMA = 0.001
+
+
+def pairs(task, n, seed=5):
+    theta, x = simulate_range(task, "test", seed=seed, start=0, stop=n)
+    return theta, x
+
+
+@pytest.mark.parametrize(
+    "name, n",
+    [("gaussian", 1000), ("narrow", 1000), ("two_moons", 1000), ("weinberg", 1000), ("slcp", 600), (OSCILLATOR, 600)],
+)
+def test_the_exact_posterior_is_calibrated_on_the_adaptive_grid(name, n):
+    """Ranks uniform (KS p > 0.01), coverage at level 0.01 in its binomial band, AUC in its
+    band: the acceptance of the instrument, CI-sized (benchmarks/exact_acceptance.py: 2,000)."""
+    task = Gaussian(sigma=NARROW_SIGMA) if name == "narrow" else get_task(name)
+    theta, x = pairs(task, n)
+    evaluation = evaluate_exact(task, theta, x, 90, grid_spec=Refinement())
+    rank = evaluation.pairs["rank"].to_numpy()
+    assert kstest(rank, "uniform").pvalue > 0.01
+    low, high = binom.ppf(0.005, n, 0.01) / n, binom.ppf(0.995, n, 0.01) / n
+    assert low <= (rank < 0.01).mean() <= high
+    assert abs(0.5 - rank.mean()) <= 2.58 * math.sqrt(1 / 12 / n)
+    metrics = dict(zip(evaluation.metrics.metric, evaluation.metrics.value))
+    assert metrics["unresolved_fraction"] <= 0.01
+
+
+def test_the_uniform_grid_fails_the_narrow_posterior_that_the_adaptive_grid_resolves():
+    task = Gaussian(sigma=NARROW_SIGMA)
+    theta, x = pairs(task, 300)
+    uniform = evaluate_exact(task, theta, x, 90)
+    rank = uniform.pairs["rank"].to_numpy()
+    assert (rank == 0).mean() > 0.5  # the truth denser than every cell centre
+    metrics = dict(zip(uniform.metrics.metric, uniform.metrics.value))
+    assert metrics["unresolved_fraction"] > 0.5
+
+
+def test_adaptive_ranks_agree_with_a_fine_uniform_grid_on_a_broad_posterior():
+    task = Gaussian(sigma=0.3)
+    theta, x = pairs(task, 200)
+    adaptive = evaluate_exact(task, theta, x, 90, grid_spec=Refinement()).pairs["rank"].to_numpy()
+    uniform = evaluate_exact(task, theta, x, 300).pairs["rank"].to_numpy()
+    assert np.abs(adaptive - uniform).max() < 5e-3
+
+
+def test_normaliser_and_ranks_of_a_narrow_gaussian_match_their_closed_forms():
+    """N(x, s^2 I) on [-1, 1]^2 with x well inside: Z = 2 pi s^2 and r = 1 - exp(-d^2 / 2 s^2)."""
+    sigma = NARROW_SIGMA
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.uniform(-0.9, 0.9, size=(40, 2)))
+    distance = torch.as_tensor(rng.uniform(0, 3, size=40))
+    angle = torch.as_tensor(rng.uniform(0, 2 * np.pi, size=40))
+    theta = x + sigma * distance[:, None] * torch.stack([angle.cos(), angle.sin()], -1)
+
+    def log_density(q, rows):
+        return (-0.5 * ((q - x[rows, None]) / sigma) ** 2).sum(-1)[None]
+
+    log_true = -0.5 * distance[None] ** 2
+    (batch,) = adaptive_pass(log_density, 40, [-1, -1], [1, 1], Refinement(), log_true, rows=10**6, theta_true=theta)
+    mass = log_masses(batch.log_density, batch.partition).exp()
+    log_z = log_normaliser(batch.log_density, batch.partition)[0]
+    assert log_z.numpy() == pytest.approx(np.full(40, math.log(2 * math.pi * sigma**2)), abs=0.015)
+    rank = hpd_ranks(batch.log_density, log_true, mass)[0]
+    assert rank.numpy() == pytest.approx(1 - np.exp(-0.5 * distance.numpy() ** 2), abs=0.01)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_the_cells_tile_the_box_within_the_budget(dim):
+    task = Gaussian(dim=dim, sigma=0.01)
+    theta, x = pairs(task, 4)
+    x = torch.as_tensor(x).double()
+    exact = exact_log_posterior(task, x)
+    settings = Refinement(cells=2048)
+    batch = refine(exact, slice(0, 4), task.lower, task.upper, settings)
+    assert batch.evaluations <= settings.cells
+    partition = batch.partition
+    assert partition.log_volume.exp().sum(-1).numpy() == pytest.approx([2.0**dim] * 4)
+    points = torch.rand(4, 500, dim, dtype=torch.float64) * 2 - 1
+    inside = [partition.contains(points[:, j]).sum(-1) for j in range(500)]
+    assert all((count == 1).all() for count in inside)  # no overlap, no gap
+
+
+def test_refinement_stops_early_when_every_score_is_below_the_tolerance():
+    task = get_task("weinberg")  # 1-D, broad: cheap to resolve
+    theta, x = pairs(task, 20)
+    evaluation = evaluate_exact(task, theta, x, 90, grid_spec=Refinement())
+    metrics = dict(zip(evaluation.metrics.metric, evaluation.metrics.value))
+    assert metrics["grid_evaluations"] < Refinement().cells
+
+
+def test_estimators_and_exact_posterior_share_the_cells():
+    task = Gaussian(sigma=0.01)
+    theta, x = pairs(task, 6)
+    theta, x = torch.as_tensor(theta).double(), torch.as_tensor(x).double()
+    exact = exact_log_posterior(task, x)
+
+    def wide(q, rows):  # an "estimator" twice as wide as the exact posterior
+        return (task.prior.log_prob(q) + task.log_likelihood(q, x[rows][:, None]) / 4)[None].double()
+
+    log_true = wide(theta[:, None].float(), slice(0, 6))[..., 0]
+    exact_true = exact(theta[:, None], slice(0, 6))[..., 0]
+    (batch,) = posterior_pass(
+        wide, 6, task.lower, task.upper, Refinement(cells=4096), 10**6, log_true, exact, exact_true, theta
+    )
+    assert batch.log_density.shape[-1] == batch.log_exact.shape[-1] == batch.partition.cells
+    (uniform,) = posterior_pass(wide, 6, task.lower, task.upper, UniformGrid(20), 10**6, exact=exact)
+    assert uniform.partition.cells == 400 and uniform.log_exact.shape == (1, 6, 400)
+
+
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        (dict(coarse_bins=1), "coarse_bins"),
+        (dict(depth=0), "refine_depth"),
+        (dict(depth=31), "refine_depth"),
+        (dict(tolerance=0.0), "refine_tolerance"),
+        (dict(tolerance=1.0), "refine_tolerance"),
+        (dict(cells=16, coarse_bins=16), "refine_cells"),
+    ],
+)
+def test_out_of_range_settings_are_refused_naming_the_key(options, key):
+    with pytest.raises(ValueError, match=key):
+        Refinement(**options)
+
+
+def test_a_budget_too_small_for_a_coarse_grid_in_many_dimensions_is_refused():
+    with pytest.raises(ValueError, match="refine_cells"):
+        Refinement(cells=40, coarse_bins=4).coarse(dim=5)
