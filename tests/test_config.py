@@ -106,3 +106,26 @@ def test_trainconfig_refuses_unknown_choices():
         TrainConfig(activation="Tanh")
     with pytest.raises(ValueError, match="unknown method"):
         TrainConfig(method="snpe")
+
+
+def test_the_adaptive_grid_s_schema_defaults_bounds_and_cli_defaults_are_the_package_s():
+    from bnre.adaptive import Refinement
+    from bnre.cli import parser
+
+    evaluate = SCHEMA["properties"]["evaluate"]["properties"]
+    default = Refinement()
+    keys = {"coarse_bins": "coarse_bins", "refine_cells": "cells", "refine_depth": "depth", "refine_tolerance": "tolerance"}
+    for key, field in keys.items():
+        assert evaluate[key]["default"] == getattr(default, field)
+    assert evaluate["grid"]["default"] == "adaptive"
+    args = parser().parse_args(["evaluate", "--model", "m", "--test", "t", "--pairs", "1", "--metrics", "a",
+                                "--coverage", "b", "--ranks", "c", "--calibration", "d"])
+    assert (args.grid, args.coarse_bins, args.refine_cells, args.refine_depth, args.refine_tolerance) == (
+        "adaptive", default.coarse_bins, default.cells, default.depth, default.tolerance)
+    assert args.bins == evaluate["bins"]["default"] and args.max_cells == evaluate["max_cells"]["default"]
+    # the schema's bounds are the package's
+    assert evaluate["refine_depth"]["minimum"] == 1 and evaluate["refine_depth"]["maximum"] == 30
+    for bad in (dict(depth=0), dict(depth=31), dict(tolerance=0.0), dict(tolerance=1.0), dict(coarse_bins=1)):
+        with pytest.raises(ValueError):
+            Refinement(**bad)
+    Refinement(depth=1, tolerance=1e-12, coarse_bins=2, cells=4)
