@@ -141,3 +141,35 @@ def test_maf_flow_is_a_density_too():
         value = estimator.head_log_ratio(theta, estimator.embed(torch.zeros(5, 2)))
     assert value.shape == (5,) and bool(torch.isfinite(value).all())
     assert math.isfinite(float(estimator.log_prior(torch.full((1, 2), 9.0))))  # clamped: finite outside
+
+
+def test_ranks_from_the_flow_s_own_draws_agree_with_the_adaptive_grid(trained_gaussian):
+    """The rank from S exact draws is binomial about the grid's: |r_S - r| within 4 of its
+    standard errors sqrt(r (1 - r) / S) for every pair (plus the grid's own error), and their
+    means within 3 standard errors; members and the ensemble (the mixture) alike."""
+    from bnre.adaptive import Refinement
+    from bnre.evaluate import evaluate
+
+    task, estimator = trained_gaussian
+    theta, x = simulate_range(task, "test", 3, 0, 60)
+    draws = 2000
+    grid_pairs = evaluate(task, [estimator, estimator], theta, x, 90, grid_spec=Refinement(cells=4096)).pairs
+    sample_pairs = evaluate(
+        task, [estimator, estimator], theta, x, 90, coverage="samples", mc_samples=draws, grid_spec=Refinement(cells=4096)
+    ).pairs
+    for replicate in ("0", "1", "ensemble"):
+        r = grid_pairs[grid_pairs.replicate == replicate]["rank"].to_numpy()
+        r_s = sample_pairs[sample_pairs.replicate == replicate]["rank"].to_numpy()
+        error = np.sqrt(np.clip(r * (1 - r), 1 / draws, None) / draws)
+        assert (np.abs(r_s - r) <= 4 * error + 2e-3).all()
+        assert abs((r_s - r).mean()) <= 3 * np.sqrt((error**2).sum()) / len(r) + 1e-3
+
+
+def test_ranks_from_own_draws_are_refused_for_a_ratio_estimator():
+    from bnre.evaluate import evaluate
+    from bnre.methods import build_estimator
+
+    task = get_task("gaussian")
+    theta, x = simulate_range(task, "test", 3, 0, 4)
+    with pytest.raises(ValueError, match="posterior estimator"):
+        evaluate(task, [build_estimator(task, [8], "SELU")], theta, x, 16, coverage="samples")
