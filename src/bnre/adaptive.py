@@ -138,30 +138,38 @@ def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor,
     return tuple(torch.nan_to_num(torch.stack(v, dim=-1), nan=torch.inf) for v in (ranges, curvatures))
 
 
+def _span_and_error(ranges: Tensor, curvature: Tensor) -> tuple[Tensor, Tensor]:
+    """A cell's log-density range :math:`s_c = \sum_d s_{c,d}` and its relative midpoint
+    mass error :math:`\min(1, \sum_d s_{c,d}^2 / 24 + \kappa_{c,d})` from per-axis values (..., D)."""
+    return ranges.sum(dim=-1), (ranges**2 / 24 + curvature).sum(dim=-1).clamp_max(1.0)
+
+
 def _scores(
     log_density: Tensor,
-    ranges: Tensor,
-    curvature: Tensor,
+    span: Tensor,
+    error: Tensor,
     log_mass: Tensor,
     log_true: Tensor | None,
     own: Tensor | None = None,
 ) -> Tensor:
-    """Error score of every cell (E, n, G) from its per-axis ranges and curvature errors
-    (E, n, G, D), see the module docstring; ``own`` (n, G) marks the cell that holds the truth."""
+    """Error score of every cell (E, n, G) from its range :math:`s_c` and its relative mass
+    error :math:`\min(1, \sum_d s_{c,d}^2 / 24 + \kappa_{c,d})` (each (E, n, G)), see the
+    module docstring; ``own`` (n,) is the index of the cell that holds the truth."""
     mass = log_mass.exp()
-    factor = ((ranges**2 / 24 + curvature).sum(dim=-1)).clamp_max(1.0)
+    factor = error
     if log_true is not None:
         denser = log_density > log_true[..., None]
         rank = (mass * denser).sum(dim=-1, keepdim=True)
         # a mass error moves the rank by (1 - r) in a denser cell, by r in another
         factor = factor * torch.where(denser, 1 - rank, rank.clamp_min(NORMALISER_WEIGHT))
-        straddles = (log_density - log_true[..., None]).abs() <= ranges.sum(dim=-1)
+        straddles = (log_density - log_true[..., None]).abs() <= span
         factor = torch.where(straddles, torch.ones_like(factor), factor)
         if own is not None:
             # the truth's cell reaches its density: it straddles, and holds at least
             # the mass it would have at that density
-            lifted = (log_true[..., None] - log_density).clamp_min(0).clamp_max(700).exp()
-            factor = torch.where(own, lifted.clamp_min(1.0), factor)
+            index = own[None, :, None].expand(len(factor), -1, 1)
+            lifted = (log_true[..., None] - torch.gather(log_density, -1, index)).clamp(0, 700).exp()
+            factor = factor.scatter(-1, index, lifted)
     return torch.nan_to_num(mass * factor, nan=0.0)
 
 
@@ -200,23 +208,26 @@ def refine(
     values_buf = torch.empty(e, n, capacity, dtype=torch.float64, device=device)
     ranges_buf = torch.empty(e, n, capacity, dim, dtype=torch.float64, device=device)
     curvature_buf = torch.empty_like(ranges_buf)
+    span_buf = torch.empty_like(values_buf)  # the range s_c and the mass error, per cell
+    error_buf = torch.empty_like(values_buf)
     depth_buf = torch.zeros(n, capacity, dim, dtype=torch.int64, device=device)
     log_volume_buf = torch.empty(n, capacity, dtype=torch.float64, device=device)
     centre_buf[:, :g0], width_buf[:, :g0] = centre, width
     values_buf[..., :g0] = values
     ranges_buf[..., :g0, :], curvature_buf[..., :g0, :] = _coarse_variation(values, bins, dim)
+    span_buf[..., :g0], error_buf[..., :g0] = _span_and_error(ranges_buf[..., :g0, :], curvature_buf[..., :g0, :])
     log_volume_buf[:, :g0] = width.log().sum(dim=-1)
     count, evaluations = g0, g0
     rows_n = torch.arange(n, device=device)[:, None]
     halving = float(np.log(2.0))
     side = torch.as_tensor(np.asarray(upper, np.float64) - np.asarray(lower, np.float64), device=device)
     for _ in range(rounds):
-        values, ranges, curvature = values_buf[..., :count], ranges_buf[..., :count, :], curvature_buf[..., :count, :]
+        values = values_buf[..., :count]
         log_mass = torch.log_softmax(values + log_volume_buf[:, :count], dim=-1)
         own = None
         if theta_true is not None:
-            own = Partition(centre_buf[:, :count], width_buf[:, :count]).contains(theta_true)
-        score = _scores(values, ranges, curvature, log_mass, log_true, own)
+            own = Partition(centre_buf[:, :count], width_buf[:, :count]).contains(theta_true).byte().argmax(dim=-1)
+        score = _scores(values, span_buf[..., :count], error_buf[..., :count], log_mass, log_true, own)
         if float(score.sum(dim=-1).max()) <= settings.tolerance:
             break
         open_axes = depth_buf[:, :count] < settings.depth  # (n, G, D)
@@ -256,11 +267,14 @@ def refine(
         centre_buf[rows_n, top], width_buf[rows_n, top] = halves[:, :, 0], half_width
         values_buf[:, rows_n, top], ranges_buf[:, rows_n, top] = half_values[..., 0], half_ranges[:, :, :, 0]
         curvature_buf[:, rows_n, top] = half_curvature[:, :, :, 0]
+        half_span, half_error = _span_and_error(half_ranges, half_curvature)  # (E, n, kk, 2)
+        span_buf[:, rows_n, top], error_buf[:, rows_n, top] = half_span[..., 0], half_error[..., 0]
         depth_buf[rows_n, top], log_volume_buf[rows_n, top] = half_depth, half_log_volume
         new = slice(count, count + kk)
         centre_buf[:, new], width_buf[:, new] = halves[:, :, 1], half_width
         values_buf[..., new], ranges_buf[:, :, new] = half_values[..., 1], half_ranges[:, :, :, 1]
         curvature_buf[:, :, new] = half_curvature[:, :, :, 1]
+        span_buf[..., new], error_buf[..., new] = half_span[..., 1], half_error[..., 1]
         depth_buf[:, new], log_volume_buf[:, new] = half_depth, half_log_volume
         count = new.stop
     centre, width, values = centre_buf[:, :count], width_buf[:, :count], values_buf[..., :count]
