@@ -54,7 +54,7 @@ def main() -> None:
         theta, x = simulate_range(task, "test", 1, 0, PAIRS)
         cells, _ = grid(task.lower, task.upper, BINS)
         ensemble = Ensemble(members(task), torch.as_tensor(x))
-        estimators = log_posterior_on(ensemble, -task.prior.log_volume)
+        estimators = log_posterior_on(ensemble, task)
         exact = exact_log_posterior(task, torch.as_tensor(x))
 
         def pass_of(log_density):

@@ -52,11 +52,13 @@ def bf16_matmul_gflops(n: int = 1024) -> float:
     return 2 * n**3 * calls / (time.perf_counter() - start) / 1e9
 
 
-def trained(task_name: str, budget: int, epochs: int):
+def trained(task_name: str, budget: int, epochs: int, hidden: list[int] | None = None):
+    """An NRE ensemble of 2 members (by default the paper's 6×256 SELU MLP) trained for
+    ``epochs`` on ``budget`` pairs: (task, members in eval mode)."""
     task = get_task(task_name)
     train = Pairs(*simulate_range(task, "train", 1, 0, budget), {"task": task_name})
     val = Pairs(*simulate_range(task, "val", 1, 0, 1024), {"task": task_name})
-    config = TrainConfig(method="nre", replicates=2, epochs=epochs, hidden=[256] * 6, batch_size=128)
+    config = TrainConfig(method="nre", replicates=2, epochs=epochs, hidden=list(hidden or [256] * 6), batch_size=128)
     seeds = [member_seed(1, task_name, budget, k) for k in range(2)]
     members = []
     for s in seeds:
@@ -88,40 +90,45 @@ def lampe_seconds(task, member, theta, x, bins: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_bf16(epochs: int = 20, pairs: int = 24, budgets: tuple[int, int] = (1024, 16384)) -> str:
-    """Prints one line per model and returns the ``coverage_bf16 ...`` summary line."""
+def bench_bf16(
+    epochs: int = 20, pairs: int = 24, budgets: tuple[int, int] = (1024, 16384), models: list | None = None
+) -> str:
+    """Prints one line per model and returns the ``coverage_bf16 ...`` summary line.
+
+    ``models``, a list of ``(task_name, budget, task, members)``, replaces the training of
+    SLCP and M/G/1 at ``budgets`` (``benchmarks/evaluation.py`` passes the models it has)."""
     native = bf16_capable("cpu")
     print(f"cpu ({THREADS} threads): native bf16 {native}; matmul float32 {matmul_peak():.0f} GFLOP/s, bf16 {bf16_matmul_gflops():.1f} GFLOP/s")
     speedups, differences, fractions = [], [], []
-    for task_name in ("slcp", "mg1"):
-        for budget in budgets:
-            task, members = trained(task_name, budget, epochs)
-            theta, x = simulate_range(task, "test", 1, 0, pairs)
-            bins = grid_bins(90, task.theta_dim, 2**15)
-            start = time.perf_counter()
-            exact = coverage_ranks(task, members, theta, x, bins).numpy()
-            float32_s = time.perf_counter() - start
-            start = time.perf_counter()
-            mixed = evaluate(task, members, theta, x, bins, precision=GridPrecision("bf16"))
-            evaluation_s = time.perf_counter() - start
-            start = time.perf_counter()
-            bf16 = coverage_ranks(task, members, theta, x, bins, precision=GridPrecision("bf16")).numpy()
-            bf16_s = time.perf_counter() - start
-            # lampe evaluates one member; ours evaluate 2 members and their ensemble
-            lampe_s = lampe_seconds(task, members[0], theta, x, bins) * len(members)
-            m = mixed.metrics.set_index(["replicate", "metric"]).value
-            difference = float(np.abs(bf16 - exact).max())
-            auc = max(abs(coverage_auc(a) - coverage_auc(b)) for a, b in zip(bf16, exact))
-            fraction = float(m[("ensemble", "grid_refined_fraction")])
-            speedups.append(lampe_s / bf16_s)
-            differences.append(difference)
-            fractions.append(fraction)
-            print(
-                f"{task_name} {budget}: {len(grid(task.lower, task.upper, bins)[0])} cells; refined {fraction:.1%}, "
-                f"fallbacks {m[('ensemble', 'grid_fallback_fraction')]:.0%}, bf16 error <= {m[('ensemble', 'grid_bf16_max_error')]:.3f}; "
-                f"max |rank diff| {difference:.1e}, max |AUC diff| {auc:.1e}; "
-                f"vs lampe: float32 {lampe_s / float32_s:.2f}x, bf16 {lampe_s / bf16_s:.2f}x (evaluate, all diagnostics: {evaluation_s:.1f} s)"
-            )
+    if models is None:
+        models = [(t, b, *trained(t, b, epochs)) for t in ("slcp", "mg1") for b in budgets]
+    for task_name, budget, task, members in models:
+        theta, x = simulate_range(task, "test", 1, 0, pairs)
+        bins = grid_bins(90, task.theta_dim, 2**15)
+        start = time.perf_counter()
+        exact = coverage_ranks(task, members, theta, x, bins).numpy()
+        float32_s = time.perf_counter() - start
+        start = time.perf_counter()
+        mixed = evaluate(task, members, theta, x, bins, precision=GridPrecision("bf16"))
+        evaluation_s = time.perf_counter() - start
+        start = time.perf_counter()
+        bf16 = coverage_ranks(task, members, theta, x, bins, precision=GridPrecision("bf16")).numpy()
+        bf16_s = time.perf_counter() - start
+        # lampe evaluates one member; ours evaluate 2 members and their ensemble
+        lampe_s = lampe_seconds(task, members[0], theta, x, bins) * len(members)
+        m = mixed.metrics.set_index(["replicate", "metric"]).value
+        difference = float(np.abs(bf16 - exact).max())
+        auc = max(abs(coverage_auc(a) - coverage_auc(b)) for a, b in zip(bf16, exact))
+        fraction = float(m[("ensemble", "grid_refined_fraction")])
+        speedups.append(lampe_s / bf16_s)
+        differences.append(difference)
+        fractions.append(fraction)
+        print(
+            f"{task_name} {budget}: {len(grid(task.lower, task.upper, bins)[0])} cells; refined {fraction:.1%}, "
+            f"fallbacks {m[('ensemble', 'grid_fallback_fraction')]:.0%}, bf16 error <= {m[('ensemble', 'grid_bf16_max_error')]:.3f}; "
+            f"max |rank diff| {difference:.1e}, max |AUC diff| {auc:.1e}; "
+            f"vs lampe: float32 {lampe_s / float32_s:.2f}x, bf16 {lampe_s / bf16_s:.2f}x (evaluate, all diagnostics: {evaluation_s:.1f} s)"
+        )
     return (
         f"coverage_bf16 speedup_vs_lampe={min(speedups):.2f} max_rank_diff={max(differences):.1e} "
         f"refined_fraction={max(fractions):.3f}"

@@ -110,7 +110,7 @@ def test_trainconfig_refuses_unknown_choices():
 
 def test_the_adaptive_grid_s_schema_defaults_bounds_and_cli_defaults_are_the_package_s():
     from bnre.adaptive import Refinement
-    from bnre.cli import parser
+    from bnre.cli import grid_spec, parser
 
     evaluate = SCHEMA["properties"]["evaluate"]["properties"]
     default = Refinement()
@@ -120,8 +120,10 @@ def test_the_adaptive_grid_s_schema_defaults_bounds_and_cli_defaults_are_the_pac
     assert evaluate["grid"]["default"] == "adaptive"
     args = parser().parse_args(["evaluate", "--model", "m", "--test", "t", "--pairs", "1", "--metrics", "a",
                                 "--coverage", "b", "--ranks", "c", "--calibration", "d"])
-    assert (args.grid, args.coarse_bins, args.refine_cells, args.refine_depth, args.refine_tolerance) == (
-        "adaptive", default.coarse_bins, default.cells, default.depth, default.tolerance)
+    assert args.grid == "adaptive" and grid_spec(args, 2) == default
+    for key, field in keys.items():  # the help states the default
+        action = next(a for a in parser()._subparsers._group_actions[0].choices["evaluate"]._actions if a.dest == key)
+        assert f"default {getattr(default, field):g}" in action.help
     assert args.bins == evaluate["bins"]["default"] and args.max_cells == evaluate["max_cells"]["default"]
     # the schema's bounds are the package's
     assert evaluate["refine_depth"]["minimum"] == 1 and evaluate["refine_depth"]["maximum"] == 30

@@ -347,22 +347,21 @@ MAX_CELLS_HELP = (
 
 
 def add_grid_arguments(s: argparse.ArgumentParser) -> None:
-    """The posterior grid's options (:mod:`bnre.grids`); defaults from :class:`bnre.adaptive.Refinement`."""
-    from .adaptive import Refinement
-
-    default = Refinement()
+    """The posterior grid's options (:mod:`bnre.grids`); the adaptive grid's defaults are
+    :class:`bnre.adaptive.Refinement`'s, filled in by :func:`grid_spec` (so that building
+    the parser imports no torch)."""
     s.add_argument("--bins", type=int, default=90, help="bins per dimension of the uniform grid")
     s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
     s.add_argument(
         "--grid", choices=["adaptive", "uniform"], default="adaptive",
         help="posterior grid: adaptive (refined per observation, bnre.adaptive) or the uniform grid of --bins",
     )
-    s.add_argument("--coarse-bins", type=int, default=default.coarse_bins, help="adaptive grid: coarse bins per dimension")
-    s.add_argument("--refine-cells", type=int, default=default.cells, help="adaptive grid: density evaluations per pair")
-    s.add_argument("--refine-depth", type=int, default=default.depth, help="adaptive grid: halvings of a coarse cell at most")
+    s.add_argument("--coarse-bins", type=int, help="adaptive grid: coarse bins per dimension (default 16)")
+    s.add_argument("--refine-cells", type=int, help="adaptive grid: density evaluations per pair (default 8192)")
+    s.add_argument("--refine-depth", type=int, help="adaptive grid: halvings of a coarse cell per axis at most (default 16)")
     s.add_argument(
-        "--refine-tolerance", type=float, default=default.tolerance,
-        help="adaptive grid: summed error score below which a pair's refinement stops",
+        "--refine-tolerance", type=float,
+        help="adaptive grid: summed error score below which a pair's refinement stops (default 0.0001)",
     )
 
 
@@ -374,7 +373,9 @@ def grid_spec(args: argparse.Namespace, dim: int):
 
     if args.grid == "uniform":
         return UniformGrid(grid_bins(args.bins, dim, args.max_cells))
-    return Refinement(args.coarse_bins, args.refine_cells, args.refine_depth, args.refine_tolerance)
+    default = Refinement()
+    given = dict(coarse_bins=args.coarse_bins, cells=args.refine_cells, depth=args.refine_depth, tolerance=args.refine_tolerance)
+    return Refinement(**{key: getattr(default, key) if value is None else value for key, value in given.items()})
 
 
 def warn_unresolved(metrics, keys: dict, threshold: float = 0.01) -> None:
