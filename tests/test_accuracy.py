@@ -33,6 +33,7 @@ import torch
 import yaml
 
 from bnre.data import read_pairs
+from bnre.adaptive import Refinement
 from bnre.evaluate import evaluate, with_kept_epochs
 from bnre.train import load_ensemble
 
@@ -95,7 +96,8 @@ def test_summary_equals_a_direct_evaluation_of_the_model_files(run):
     for method in config["methods"]:
         budget = config["budgets"][0]
         task, members, meta = load_ensemble(workdir / "models" / "gaussian" / method / f"{budget}.pt")
-        metrics, _, _, _ = evaluate(task, members, test.theta[:pairs], test.x[:pairs], bins=config["evaluate"]["bins"])
+        spec = Refinement(coarse_bins=config["evaluate"]["coarse_bins"], cells=config["evaluate"]["refine_cells"])
+        metrics, _, _, _ = evaluate(task, members, test.theta[:pairs], test.x[:pairs], bins=60, grid_spec=spec)
         metrics = with_kept_epochs(metrics, meta["kept_epochs"])
         mine = summary[(summary.method == method) & (summary.budget == budget)]
         merged = mine.merge(metrics, on=["replicate", "metric"], suffixes=("_table", "_direct"))

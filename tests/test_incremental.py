@@ -142,11 +142,16 @@ def test_per_task_training_override_reruns_only_that_task(tiny_workflow, tmp_pat
 
 
 def test_evaluation_option_reruns_evaluation_and_downstream_only(tiny_workflow, tmp_path):
-    jobs = planned(tiny_workflow, override(tmp_path, "bins", {"evaluate": {"bins": CONFIG["evaluate"]["bins"] + 1}}))
+    cells = CONFIG["evaluate"]["refine_cells"] + 256
+    jobs = planned(tiny_workflow, override(tmp_path, "cells", {"evaluate": {"refine_cells": cells}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
-    # the posterior figure draws its grid with evaluate.bins too, and the exact posterior
-    # is evaluated on the same grid
+    # the posterior figure draws on the same grid, and the exact posterior is evaluated on it
     assert counts(jobs) == {"evaluate": models, **EXACT, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])}
+
+
+def test_the_uniform_grid_s_options_rerun_nothing_on_the_adaptive_grid(tiny_workflow, tmp_path):
+    jobs = planned(tiny_workflow, override(tmp_path, "bins", {"evaluate": {"bins": CONFIG["evaluate"]["bins"] + 1}}))
+    assert counts(jobs) == {}
 
 
 def test_figure_option_reruns_only_figures(tiny_workflow, tmp_path):
