@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .coverage import grid, grid_batches, grid_pass, grid_ranks
+from .coverage import grid, grid_batches, grid_ranks
 from .diagnostics import Evaluation, exact_log_posterior, grid_diagnostics, tables
 from .grids import GridSpec, UniformGrid
 from .ensemble import Ensemble
@@ -91,16 +91,6 @@ def coverage_ranks(
     log_density = log_posterior_on(ensemble, task, precision)
     rank, _ = grid_ranks(log_density, theta_t, cells.to(device), ensemble.rows)
     return rank.cpu()
-
-
-@torch.no_grad()
-def posterior_grid(members: Sequence[ConditionalEstimator], x: Tensor, task: Task, bins: int) -> np.ndarray:
-    """Cell masses of the ensemble's posterior of one observation ``x`` (1, ...) on a grid
-    of ``bins`` cells per dimension, shaped (bins,) * D."""
-    cells, _ = grid(task.lower, task.upper, bins)
-    ensemble = Ensemble(members, x)
-    (batch,) = grid_pass(log_posterior_on(ensemble, task), 1, cells, len(cells))
-    return batch.mass[-1, 0].reshape((bins,) * task.theta_dim).cpu().numpy()
 
 
 @torch.no_grad()
