@@ -243,7 +243,8 @@ def refine(
         unresolved = axis_range > RESOLVED
         relative = torch.where(unresolved, width_buf[rows_n, top] / side, -1.0)
         axis = torch.where(unresolved.any(dim=-1), relative.argmax(dim=-1), axis_range.argmax(dim=-1))  # (n, kk)
-        step = torch.nn.functional.one_hot(axis, dim).double() * width_buf[rows_n, top] / 4  # (n, kk, D)
+        chosen = torch.nn.functional.one_hot(axis, dim).bool()  # (n, kk, D)
+        step = chosen * width_buf[rows_n, top] / 4
         parent_centre = centre_buf[rows_n, top]
         halves = torch.stack([parent_centre - step, parent_centre + step], dim=2)  # (n, kk, 2, D)
         half_values = log_density(halves.reshape(n, 2 * kk, dim), rows).double().reshape(e, n, kk, 2)
@@ -256,10 +257,9 @@ def refine(
         # the halves' second difference about the parent's centre: l'' (w / 2)^2 / 4, so a
         # half's midpoint error l'' (w / 2)^2 / 24 is a sixth of it
         bend = torch.nan_to_num((half_values.sum(dim=-1, keepdim=True) - 2 * parent_values).abs() / 6, nan=torch.inf)
-        chosen = torch.nn.functional.one_hot(axis, dim).bool()[:, :, None, :]  # (n, kk, 1, D)
-        half_ranges = torch.where(chosen, along[..., None], ranges_buf[:, rows_n, top][:, :, :, None, :])
-        half_curvature = torch.where(chosen, bend.expand_as(along)[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
-        chosen = chosen[:, :, 0]
+        per_half = chosen[:, :, None, :]  # (n, kk, 1, D)
+        half_ranges = torch.where(per_half, along[..., None], ranges_buf[:, rows_n, top][:, :, :, None, :])
+        half_curvature = torch.where(per_half, bend.expand_as(along)[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
         half_width = width_buf[rows_n, top] / torch.where(chosen, 2.0, 1.0)
         half_depth = depth_buf[rows_n, top] + chosen.long()
         half_log_volume = log_volume_buf[rows_n, top] - halving

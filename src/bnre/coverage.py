@@ -34,13 +34,12 @@ PAPER_LEVELS = np.round(np.arange(1, 20) * 0.05, 2)
 
 def grid(lower: np.ndarray, upper: np.ndarray, bins: int) -> tuple[Tensor, float]:
     """Cell centres (bins^D, D) of a regular grid over the box, and the log cell volume."""
+    from .partition import regular_partition
+
     if bins < 2:
         raise ValueError(f"bins must be >= 2, got {bins}")
-    lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
-    width = (upper - lower) / bins
-    axes = [torch.as_tensor(lo + (np.arange(bins) + 0.5) * w, dtype=torch.float32) for lo, w in zip(lower, width)]
-    cells = torch.cartesian_prod(*axes).reshape(-1, len(axes))
-    return cells, float(np.log(width).sum())
+    partition = regular_partition(lower, upper, bins)
+    return partition.centre[0].float(), float(partition.log_volume[0, 0])
 
 
 def cell_mass(log_density_grid: Tensor) -> Tensor:
