@@ -29,9 +29,8 @@ on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-
 
    * the HPD rank of every row and pair on the adaptive grid and on today's uniform grid
      (90² in 2-D, 32³ in 3-D), both through ``bnre.grids.posterior_pass`` and
-     ``bnre.partition.hpd_ranks`` (float32 network, as ``evaluate`` does; the adaptive
-     grid refined for the networks alone, and for a tractable task such as SLCP also as
-     ``evaluate`` refines it, for the exact posterior too, reported apart), against a
+     ``bnre.partition.hpd_ranks`` (float32 network, as ``evaluate`` does, which refines
+     the adaptive grid for the networks alone), against a
      brute-force reference: the uniform grid of ``--reference-factor`` times the bins per
      dimension (720², 518,400 cells; 256³, 16.8M cells per pair), evaluated in chunks of
      cells with a running log-sum-exp of all cells and of the cells denser than the truth.
@@ -39,8 +38,8 @@ on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-
      fraction of ranks the reference itself does not resolve (``unresolved``'s test), and
      the reference's own error, estimated by its difference to the grid of half its bins;
    * network evaluations per pair: the adaptive grid's (``PosteriorBatch.evaluations``,
-     mean and range, and the cells of its partition: each halving costs two evaluations
-     and adds one cell) against the uniform grid's 8,100 / 32,768;
+     mean and range, and the cells of its partition: each split in thirds costs two
+     evaluations and adds two cells) against the uniform grid's 8,100 / 32,768;
    * the fraction of unresolved ranks (``bnre.partition.unresolved``) on each grid;
    * on SLCP, wall time for ONE member (so that the work compares with lampe's): the
      adaptive ranks from observations to ranks (``Ensemble``, ``log_posterior_on``,
@@ -62,9 +61,7 @@ Prints ``coverage speedup_vs_lampe=<x> cnn_speedup_vs_full=<y>`` after parts 1-2
 x: adaptive pairs/s over lampe's (one member, SLCP; the smallest over the SLCP models),
 y: the largest ratio over the models of the adaptive grid's mean evaluations per pair to
 the uniform grid's cells, z and w: the largest |rank error| against the reference over
-the models (adaptive, uniform; z over both adaptive variants, the networks-only grid and,
-for a tractable task, ``evaluate``'s grid shared with the exact posterior), u: the
-largest fraction of unresolved adaptive ranks (networks-only grid).
+the models (adaptive, uniform), u: the largest fraction of unresolved adaptive ranks.
 
 Cost: the reference dominates. Per pair it evaluates the members' heads on 518,400 (2-D)
 or 16.8M (3-D) cells, and a quarter (2-D) or an eighth (3-D) more for its self-check:
@@ -97,7 +94,6 @@ from torch import Tensor, nn
 from bnre.adaptive import Refinement
 from bnre.coverage import grid, grid_bins
 from bnre.data import open_pairs, read_pairs
-from bnre.diagnostics import exact_log_posterior
 from bnre.ensemble import Ensemble
 from bnre.evaluate import coverage_ranks, evaluate, log_posterior_on
 from bnre.grids import UniformGrid, posterior_pass
@@ -336,15 +332,11 @@ def reference_ranks(log_density, log_true: Tensor, theta: Tensor, task: Task, bi
 
 
 @torch.no_grad()
-def grid_ranks_on(log_density, log_true: Tensor, theta: Tensor, task: Task, spec, rows: int, device: str, exact=None):
+def grid_ranks_on(log_density, log_true: Tensor, theta: Tensor, task: Task, spec, rows: int, device: str):
     """Ranks (E, N), unresolved (E, N), evaluations and cells (leaves) per pair (N,) on
-    ``spec``'s grid; with the ``exact`` log posterior (as ``evaluate`` passes it for a
-    tractable task) the adaptive grid is refined for it too."""
+    ``spec``'s grid."""
     ranks, beyond, evaluations, leaves = [], [], [], []
-    exact_true = None if exact is None else exact(theta[:, None].double(), slice(0, len(theta)))[..., 0]
-    passes = posterior_pass(
-        log_density, len(theta), task.lower, task.upper, spec, rows, log_true, exact, exact_true, theta, device
-    )
+    passes = posterior_pass(log_density, len(theta), task.lower, task.upper, spec, rows, log_true, theta_true=theta, device=device)
     for batch in passes:
         mass = log_masses(batch.log_density, batch.partition).exp()
         truth = log_true[:, batch.rows].double()
@@ -475,13 +467,6 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
         start = time.perf_counter()
         uniform, uniform_beyond, _, _ = grid_ranks_on(log_density, log_true, theta_t, task, UniformGrid(bins), ensemble.rows, device)
         uniform_s = time.perf_counter() - start
-        shared = None
-        if task.tractable:
-            # evaluate's own grid: the exact posterior shares (and steers) the cells
-            shared, *_ = grid_ranks_on(
-                log_density, log_true, theta_t, task, spec, ensemble.rows, device,
-                exact_log_posterior(task, torch.as_tensor(model.x, device=device)),
-            )
         error = (adaptive - reference).abs().double()
         error_uniform = (uniform - reference).abs().double()
         resolved = ~reference_beyond
@@ -501,11 +486,6 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
             print(f"  {name:22s} |rank error| max {float(err.max()):.2e} mean {float(err.mean()):.2e} "
                   f"(max where the reference resolves {kept:.2e}); unresolved {float(beyond.double().mean()):.1%}; "
                   f"ranks exactly 0 {float((ranks == 0).double().mean()):.1%}; {seconds:.1f} s")
-        if shared is not None:
-            shared_error = (shared - reference).abs().double()
-            print(f"  adaptive as evaluate refines it (cells shared with the exact posterior): |rank error| max "
-                  f"{float(shared_error.max()):.2e} mean {float(shared_error.mean()):.2e}; its ranks differ from the "
-                  f"networks-only grid's by up to {float((shared - adaptive).abs().max()):.2e}")
         print(f"  evaluations per pair: adaptive mean {evaluations.mean():.0f} (min {evaluations.min():.0f}, "
               f"max {evaluations.max():.0f}; cells of its partition {leaves.mean():.0f}) against uniform {cells}: {ratio:.3f}x")
         row, pair = np.unravel_index(int(error.argmax()), error.shape)
@@ -516,7 +496,7 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
               f"adaptive unresolved {bool(adaptive_beyond[row, pair])}, reference unresolved {bool(reference_beyond[row, pair])}")
         if zero > 0:
             print(f"  adaptive ranks exactly 0: {zero:.1%}")
-        errors.append(float(error.max()) if shared is None else max(float(error.max()), float(shared_error.max())))
+        errors.append(float(error.max()))
         errors_uniform.append(float(error_uniform.max()))
         ratios.append(ratio)
         fractions.append(fraction)

@@ -117,11 +117,12 @@ def test_estimators_and_exact_posterior_share_the_cells():
         return (task.prior.log_prob(q) + task.log_likelihood(q, x[rows][:, None]) / 4)[None].double()
 
     log_true = wide(theta[:, None].float(), slice(0, 6))[..., 0]
-    exact_true = exact(theta[:, None], slice(0, 6))[..., 0]
-    (batch,) = posterior_pass(
-        wide, 6, task.lower, task.upper, Refinement(cells=4096), 10**6, log_true, exact, exact_true, theta
-    )
+    (batch,) = posterior_pass(wide, 6, task.lower, task.upper, Refinement(cells=4096), 10**6, log_true, exact, theta)
     assert batch.log_density.shape[-1] == batch.log_exact.shape[-1] == batch.partition.cells
+    # the exact posterior at the very cells of the estimators' partition
+    centre = batch.partition.centre
+    assert torch.equal(batch.log_exact, exact(centre, slice(0, 6)))
+    assert torch.allclose(batch.log_density, wide(centre.float(), slice(0, 6)), atol=1e-4)
     (uniform,) = posterior_pass(wide, 6, task.lower, task.upper, UniformGrid(20), 10**6, exact=exact)
     assert uniform.partition.cells == 400 and uniform.log_exact.shape == (1, 6, 400)
 

@@ -1,14 +1,17 @@
-r"""An adaptive posterior grid: a coarse grid, then recursive halving of the cells that matter.
+r"""An adaptive posterior grid: a coarse grid, then recursive splitting of the cells that matter.
 
 The uniform grid cannot resolve a posterior narrower than its cells: :math:`\theta^*`
 becomes denser than every cell centre, its rank is 0 and it counts as covered at every
 level. Here each observation gets its own partition of the prior box
-(:class:`~bnre.partition.Partition`), a k-d tree. It starts as a regular grid of
+(:class:`~bnre.partition.Partition`), a tree of boxes. It starts as a regular grid of
 ``coarse_bins`` per dimension; then, for :data:`ROUNDS` rounds, the ``k`` cells with the
-largest *error score* of every observation are each halved along one axis, until the budget of ``cells`` density evaluations per observation is spent or
-every observation's scores sum below ``tolerance``. A cell :math:`c` of mass
-:math:`m_c`, centre log density :math:`l_c` and log-density range :math:`s_{c,d}` across
-it along axis :math:`d` (:math:`s_c = \sum_d s_{c,d}`) scores
+largest *error score* of every observation are each split in three along one axis, until
+the budget of ``cells`` density evaluations per observation is spent or every
+observation's scores sum below ``tolerance``. The middle third keeps its parent's centre
+and value, so a split costs two evaluations and adds two cells: every evaluation is a
+leaf. A cell :math:`c` of mass :math:`m_c`, centre log density :math:`l_c` and
+log-density range :math:`s_{c,d}` across it along axis :math:`d` (:math:`s_c = \sum_d
+s_{c,d}`) scores
 
 .. math:: e_c = m_c \times \begin{cases} 1 & |l_c - l^*| \le s_c
     \quad \text{(it may hold both sides of the level set } l = l^*) \\
@@ -18,25 +21,31 @@ it along axis :math:`d` (:math:`s_c = \sum_d s_{c,d}`) scores
 The first case is where a cell's classification against :math:`\theta^*`'s density
 :math:`l^*` is uncertain; in the second, :math:`\sum_d s_{c,d}^2/24 + \kappa_{c,d}` is the
 midpoint rule's relative mass error, from the slope (:math:`s^2/24`) and the curvature
-(:math:`\kappa_{c,d} = |\partial_d^2 l|\, w_{c,d}^2 / 24`), weighted by how much that cell's mass moves the current rank
-:math:`r` (:math:`\epsilon` = :data:`NORMALISER_WEIGHT` keeps the normaliser accurate).
-The cell that holds :math:`\theta^*` always straddles, and its mass counts at least as if
-its density were :math:`l^*` (its centre may miss a peak narrower than the cell, which the
-truth, near it, reveals). Without :math:`\theta^*` (observed data) every cell scores :math:`m_c \min(1, \sum_d
-s_{c,d}^2/24 + \kappa_{c,d})`. So refinement goes where the mass is, where the density varies, and above
-all where the rank is decided; a posterior narrow along one axis (a ridge) is cut along
-that axis only once the other is resolved. The ranges are estimated from neighbours on the coarse grid (the larger
-difference to the two neighbours along each axis) and, for a half, along the split axis
-as the larger of the two halves' difference and twice its difference to its parent's
-centre, which lies on its face (this catches a peak that the halves surround); its
-curvature error from the second difference of the two halves about the parent's centre;
-along the other axes a half keeps its parent's. The coarse cells' curvature errors come
-from the second differences with their neighbours. The cells of an observation are shared by its E
-estimators (members, ensemble, exact posterior): a cell's score is the largest of theirs.
-A chosen cell is halved along the widest (relative to the box) of its unresolved axes,
-those of range above :data:`RESOLVED`: bisection, which closes in on a peak narrower than
-the cell from every side; once every axis is resolved, along the axis of largest range.
-A cell is halved at most ``depth`` times along each axis.
+(:math:`\kappa_{c,d} = |\partial_d^2 l|\, w_{c,d}^2 / 24`), weighted by how much that
+cell's mass moves the current rank :math:`r` (:math:`\epsilon` =
+:data:`NORMALISER_WEIGHT` keeps the normaliser accurate). The cell that holds
+:math:`\theta^*` always straddles, and its mass counts at least as if its density were
+:math:`l^*` (its centre may miss a peak narrower than the cell, which the truth, near it,
+reveals). Without :math:`\theta^*` (observed data) every cell scores :math:`m_c \min(1,
+\sum_d s_{c,d}^2/24 + \kappa_{c,d})`. So refinement goes where the mass is, where the
+density varies, and above all where the rank is decided; a posterior narrow along one
+axis (a ridge) is cut along that axis only once the other is resolved. The ranges are
+estimated from neighbours on the coarse grid (the larger difference to the two
+neighbours along each axis) and, for a third, along the split axis from the differences
+of the three values, which are one third's width apart (the middle third: the larger of
+its two differences; an outer third: the larger of its own and half the difference of
+the outer two); the curvature error of all three from their second difference,
+:math:`|l_- + l_+ - 2 l_0| / 24`; along the other axes a third keeps its parent's. The
+coarse cells' curvature errors come from the second differences with their neighbours.
+The cells of an observation are shared by its E estimators (members and ensemble): a
+cell's score is the largest of theirs. A chosen cell is split along the widest (relative
+to the box) of its unresolved axes, those of range above :data:`RESOLVED`, which closes
+in on a peak narrower than the cell from every side; once every axis is resolved, along
+the axis of largest range. A cell is split at most ``depth`` times along each axis.
+
+A mode narrower than a coarse cell whose peak lies between the coarse centres, and that
+does not hold :math:`\theta^*`, shows in none of the values, and can be missed; a
+uniform grid misses it as well unless its cells are narrower than the mode.
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ from torch import Tensor
 from .coverage import GRID_BATCH, grid_bins
 from .partition import Partition, regular_partition
 
-#: Refinement rounds the budget is spread over (each halves ``k`` cells per observation).
+#: Refinement rounds the budget is spread over (each splits ``k`` cells per observation).
 ROUNDS = 64
 
 #: Log-density range (nats) across a cell above which an axis counts as unresolved.
@@ -69,7 +78,7 @@ MAX_LEAVES = 2**22
 class Refinement:
     """Settings of the adaptive grid: ``coarse_bins`` per dimension to start from (reduced
     until the coarse grid is at most a quarter of ``cells``), ``cells`` density evaluations
-    per observation in all, at most ``depth`` halvings of a coarse cell, and ``tolerance``
+    per observation in all, at most ``depth`` splits of a coarse cell along each axis, and ``tolerance``
     on the summed error score below which an observation's refinement stops."""
 
     coarse_bins: int = 16
@@ -98,7 +107,7 @@ class Refinement:
         return bins
 
     def splits(self, dim: int) -> int:
-        """Cells halved per round and observation (two evaluations each)."""
+        """Cells split per round and observation (two evaluations each)."""
         return max(1, (self.cells - self.coarse(dim) ** dim) // (ROUNDS * 2))
 
     def observations_per_batch(self, dim: int, rows: int = GRID_BATCH) -> int:
@@ -139,7 +148,7 @@ def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor,
 
 
 def _span_and_error(ranges: Tensor, curvature: Tensor) -> tuple[Tensor, Tensor]:
-    """A cell's log-density range :math:`s_c = \sum_d s_{c,d}` and its relative midpoint
+    r"""A cell's log-density range :math:`s_c = \sum_d s_{c,d}` and its relative midpoint
     mass error :math:`\min(1, \sum_d s_{c,d}^2 / 24 + \kappa_{c,d})` from per-axis values (..., D)."""
     return ranges.sum(dim=-1), (ranges**2 / 24 + curvature).sum(dim=-1).clamp_max(1.0)
 
@@ -152,7 +161,7 @@ def _scores(
     log_true: Tensor | None,
     own: Tensor | None = None,
 ) -> Tensor:
-    """Error score of every cell (E, n, G) from its range :math:`s_c` and its relative mass
+    r"""Error score of every cell (E, n, G) from its range :math:`s_c` and its relative mass
     error :math:`\min(1, \sum_d s_{c,d}^2 / 24 + \kappa_{c,d})` (each (E, n, G)), see the
     module docstring; ``own`` (n,) is the index of the cell that holds the truth."""
     mass = log_mass.exp()
@@ -201,7 +210,7 @@ def refine(
     e, g0 = len(values), centre.shape[1]
     k = settings.splits(dim)
     rounds = (settings.cells - g0) // (2 * k)
-    capacity = g0 + rounds * k
+    capacity = g0 + rounds * 2 * k
     # buffers for every cell the rounds can make; the first ``count`` are the leaves
     centre_buf = torch.empty(n, capacity, dim, dtype=torch.float64, device=device)
     width_buf = torch.empty_like(centre_buf)
@@ -219,14 +228,15 @@ def refine(
     log_volume_buf[:, :g0] = width.log().sum(dim=-1)
     count, evaluations = g0, g0
     rows_n = torch.arange(n, device=device)[:, None]
-    halving = float(np.log(2.0))
+    third = float(np.log(3.0))
     side = torch.as_tensor(np.asarray(upper, np.float64) - np.asarray(lower, np.float64), device=device)
+    own = None
+    if theta_true is not None:
+        theta_true = theta_true.to(device=device, dtype=torch.float64)
+        own = Partition(centre_buf[:, :g0], width_buf[:, :g0]).contains(theta_true).byte().argmax(dim=-1)  # (n,)
     for _ in range(rounds):
         values = values_buf[..., :count]
         log_mass = torch.log_softmax(values + log_volume_buf[:, :count], dim=-1)
-        own = None
-        if theta_true is not None:
-            own = Partition(centre_buf[:, :count], width_buf[:, :count]).contains(theta_true).byte().argmax(dim=-1)
         score = _scores(values, span_buf[..., :count], error_buf[..., :count], log_mass, log_true, own)
         if float(score.sum(dim=-1).max()) <= settings.tolerance:
             break
@@ -244,39 +254,51 @@ def refine(
         relative = torch.where(unresolved, width_buf[rows_n, top] / side, -1.0)
         axis = torch.where(unresolved.any(dim=-1), relative.argmax(dim=-1), axis_range.argmax(dim=-1))  # (n, kk)
         chosen = torch.nn.functional.one_hot(axis, dim).bool()  # (n, kk, D)
-        step = chosen * width_buf[rows_n, top] / 4
+        parent_width = width_buf[rows_n, top]
+        step = chosen * parent_width / 3
         parent_centre = centre_buf[rows_n, top]
-        halves = torch.stack([parent_centre - step, parent_centre + step], dim=2)  # (n, kk, 2, D)
-        half_values = log_density(halves.reshape(n, 2 * kk, dim), rows).double().reshape(e, n, kk, 2)
+        outer = torch.stack([parent_centre - step, parent_centre + step], dim=2)  # (n, kk, 2, D)
+        outer_values = log_density(outer.reshape(n, 2 * kk, dim), rows).double().reshape(e, n, kk, 2)
         evaluations += 2 * kk
-        parent_values = values_buf[:, rows_n, top][..., None]  # (E, n, kk, 1)
-        along = torch.maximum(
-            (half_values[..., 1:] - half_values[..., :1]).abs(), 2 * (half_values - parent_values).abs()
-        )
-        along = torch.nan_to_num(along, nan=torch.inf)  # (E, n, kk, 2)
-        # the halves' second difference about the parent's centre: l'' (w / 2)^2 / 4, so a
-        # half's midpoint error l'' (w / 2)^2 / 24 is a sixth of it
-        bend = torch.nan_to_num((half_values.sum(dim=-1, keepdim=True) - 2 * parent_values).abs() / 6, nan=torch.inf)
-        per_half = chosen[:, :, None, :]  # (n, kk, 1, D)
-        half_ranges = torch.where(per_half, along[..., None], ranges_buf[:, rows_n, top][:, :, :, None, :])
-        half_curvature = torch.where(per_half, bend.expand_as(along)[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
-        half_width = width_buf[rows_n, top] / torch.where(chosen, 2.0, 1.0)
-        half_depth = depth_buf[rows_n, top] + chosen.long()
-        half_log_volume = log_volume_buf[rows_n, top] - halving
-        # the lower half takes its parent's place, the upper one is appended
-        centre_buf[rows_n, top], width_buf[rows_n, top] = halves[:, :, 0], half_width
-        values_buf[:, rows_n, top], ranges_buf[:, rows_n, top] = half_values[..., 0], half_ranges[:, :, :, 0]
-        curvature_buf[:, rows_n, top] = half_curvature[:, :, :, 0]
-        half_span, half_error = _span_and_error(half_ranges, half_curvature)  # (E, n, kk, 2)
-        span_buf[:, rows_n, top], error_buf[:, rows_n, top] = half_span[..., 0], half_error[..., 0]
-        depth_buf[rows_n, top], log_volume_buf[rows_n, top] = half_depth, half_log_volume
-        new = slice(count, count + kk)
-        centre_buf[:, new], width_buf[:, new] = halves[:, :, 1], half_width
-        values_buf[..., new], ranges_buf[:, :, new] = half_values[..., 1], half_ranges[:, :, :, 1]
-        curvature_buf[:, :, new] = half_curvature[:, :, :, 1]
-        span_buf[..., new], error_buf[..., new] = half_span[..., 1], half_error[..., 1]
-        depth_buf[:, new], log_volume_buf[:, new] = half_depth, half_log_volume
-        count = new.stop
+        middle = values_buf[:, rows_n, top]  # (E, n, kk)
+        low, high = outer_values[..., 0], outer_values[..., 1]
+        # ranges along the split axis, from the differences between neighbouring thirds
+        # (an outer third's own difference, or half the span of all three if larger)
+        step_low, step_high = (middle - low).abs(), (high - middle).abs()
+        half_span = (high - low).abs() / 2
+        along = torch.stack([torch.maximum(step_low, half_span), torch.maximum(step_low, step_high), torch.maximum(step_high, half_span)], dim=-1)
+        along = torch.nan_to_num(along, nan=torch.inf)  # (E, n, kk, 3): low, middle, high
+        # the second difference at the thirds' spacing h is l'' h^2: a third's midpoint error is 1/24 of it
+        bend = torch.nan_to_num((low + high - 2 * middle).abs() / 24, nan=torch.inf)[..., None].expand_as(along)
+        per_child = chosen[:, :, None, :]  # (n, kk, 1, D)
+        child_ranges = torch.where(per_child, along[..., None], ranges_buf[:, rows_n, top][:, :, :, None, :])
+        child_curvature = torch.where(per_child, bend[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
+        child_span, child_error = _span_and_error(child_ranges, child_curvature)  # (E, n, kk, 3)
+        child_width = parent_width / torch.where(chosen, 3.0, 1.0)
+        child_depth = depth_buf[rows_n, top] + chosen.long()
+        child_log_volume = log_volume_buf[rows_n, top] - third
+        if own is not None:
+            # the child third that holds the truth: the middle one keeps the parent's index,
+            # the lower one is appended at count + j, the upper one at count + kk + j
+            hit = top == own[:, None]  # (n, kk)
+            j = hit.byte().argmax(dim=-1)
+            r = torch.arange(n, device=device)
+            offset = ((theta_true - parent_centre[r, j]) * chosen[r, j]).sum(dim=-1) / parent_width[r, j].gather(-1, axis[r, j, None])[:, 0]
+            moved = torch.where(offset < -1 / 6, count + j, torch.where(offset > 1 / 6, count + kk + j, own))
+            own = torch.where(hit.any(dim=-1), moved, own)
+        # the middle third keeps its parent's place and value, the outer ones are appended
+        width_buf[rows_n, top] = child_width
+        ranges_buf[:, rows_n, top], curvature_buf[:, rows_n, top] = child_ranges[:, :, :, 1], child_curvature[:, :, :, 1]
+        span_buf[:, rows_n, top], error_buf[:, rows_n, top] = child_span[..., 1], child_error[..., 1]
+        depth_buf[rows_n, top], log_volume_buf[rows_n, top] = child_depth, child_log_volume
+        for side_index, c in ((0, 0), (1, 2)):
+            new = slice(count + side_index * kk, count + (side_index + 1) * kk)
+            centre_buf[:, new], width_buf[:, new] = outer[:, :, side_index], child_width
+            values_buf[..., new] = outer_values[..., side_index]
+            ranges_buf[:, :, new], curvature_buf[:, :, new] = child_ranges[:, :, :, c], child_curvature[:, :, :, c]
+            span_buf[..., new], error_buf[..., new] = child_span[..., c], child_error[..., c]
+            depth_buf[:, new], log_volume_buf[:, new] = child_depth, child_log_volume
+        count += 2 * kk
     centre, width, values = centre_buf[:, :count], width_buf[:, :count], values_buf[..., :count]
     return AdaptiveBatch(rows, Partition(centre, width), values, evaluations)
 

@@ -358,7 +358,7 @@ def add_grid_arguments(s: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--coarse-bins", type=int, help="adaptive grid: coarse bins per dimension (default 16)")
     s.add_argument("--refine-cells", type=int, help="adaptive grid: density evaluations per pair (default 8192)")
-    s.add_argument("--refine-depth", type=int, help="adaptive grid: halvings of a coarse cell per axis at most (default 16)")
+    s.add_argument("--refine-depth", type=int, help="adaptive grid: splits in three of a coarse cell per axis at most (default 16)")
     s.add_argument(
         "--refine-tolerance", type=float,
         help="adaptive grid: summed error score below which a pair's refinement stops (default 0.0001)",

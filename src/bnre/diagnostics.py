@@ -111,10 +111,9 @@ def grid_diagnostics(
     references = torch.as_tensor(lower) + torch.as_tensor(upper - lower) * torch.rand(
         (len(theta), task.theta_dim), generator=box, dtype=torch.float64
     )
-    exact_true = None if exact is None else exact(theta[:, None].double(), slice(0, len(theta)))[..., 0]
     parts: dict[str, list[Tensor]] = defaultdict(list)
     passes = posterior_pass(
-        log_density, len(theta), lower, upper, spec, rows, log_true, exact, exact_true, theta, theta.device, dtype
+        log_density, len(theta), lower, upper, spec, rows, log_true, exact, theta, theta.device, dtype
     )
     for batch in passes:
         log_grid, partition = batch.log_density, batch.partition  # (E, n, G)

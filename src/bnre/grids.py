@@ -77,7 +77,6 @@ def posterior_pass(
     rows: int,
     log_true: Tensor | None = None,
     exact: LogDensity | None = None,
-    exact_true: Tensor | None = None,
     theta_true: Tensor | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -87,10 +86,10 @@ def posterior_pass(
     ``log_density(theta, rows)`` gives the (E, n, G) unnormalised log posterior of
     observations ``rows`` at ``theta`` (1 or n, G, D), which it receives in ``dtype``;
     ``log_true`` (E, n) is its value at the true parameters (for the uniform grid's bf16
-    path, and to refine the adaptive grid where ranks are decided); ``exact``, of the same
-    form in float64, is evaluated on the same cells and, on the adaptive grid, refined
-    for too (at its own value ``exact_true`` (1, n) at the true parameters ``theta_true``
-    (n, D), which guide the adaptive grid where given).
+    path, and to refine the adaptive grid where ranks are decided, with the true parameters
+    ``theta_true`` (n, D)); ``exact``, of the same form in float64, is evaluated on the
+    same cells (the adaptive grid is refined for the estimators alone: the exact posterior
+    is refined for its own diagnostics by :func:`bnre.diagnostics.evaluate_exact`).
     """
     if isinstance(spec, UniformGrid):
         cells, _ = grid(lower, upper, spec.bins)
@@ -101,16 +100,9 @@ def posterior_pass(
             yield PosteriorBatch(batch.rows, partition, batch.log_density.double(), log_exact, len(cells))
         return
 
-    def joint(theta: Tensor, batch: slice) -> Tensor:
-        values = log_density(theta.to(dtype), batch).double()
-        return values if exact is None else torch.cat([values, exact(theta, batch).double()])
+    def estimators(theta: Tensor, batch: slice) -> Tensor:
+        return log_density(theta.to(dtype), batch).double()
 
-    truth = log_true
-    if log_true is not None and exact is not None:
-        truth = torch.cat([log_true.double(), exact_true.double()])
-    for batch in adaptive_pass(joint, n, lower, upper, spec, truth, rows, device, theta_true):
-        values = batch.log_density
-        split = len(values) - (exact is not None)
-        yield PosteriorBatch(
-            batch.rows, batch.partition, values[:split], None if exact is None else values[split:], batch.evaluations
-        )
+    for batch in adaptive_pass(estimators, n, lower, upper, spec, log_true, rows, device, theta_true):
+        log_exact = None if exact is None else exact(batch.partition.centre, batch.rows).double()
+        yield PosteriorBatch(batch.rows, batch.partition, batch.log_density, log_exact, batch.evaluations)
