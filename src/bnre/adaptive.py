@@ -61,7 +61,7 @@ from .coverage import GRID_BATCH, grid_bins
 from .partition import Partition, regular_partition
 
 #: Refinement rounds the budget is spread over (each splits ``k`` cells per observation).
-ROUNDS = 64
+ROUNDS = 24
 
 #: Log-density range (nats) across a cell above which an axis counts as unresolved.
 RESOLVED = 2.0
@@ -153,33 +153,50 @@ def _span_and_error(ranges: Tensor, curvature: Tensor) -> tuple[Tensor, Tensor]:
     return ranges.sum(dim=-1), (ranges**2 / 24 + curvature).sum(dim=-1).clamp_max(1.0)
 
 
-def _scores(
-    log_density: Tensor,
-    span: Tensor,
-    error: Tensor,
-    log_mass: Tensor,
-    log_true: Tensor | None,
-    own: Tensor | None = None,
+#: Classes of a cell against the truth's density: it may straddle the level set, it is
+#: denser, or it is less dense (every cell, without the truth).
+STRADDLES, DENSER, LESS = 0, 1, 2
+
+
+def _classify(values: Tensor, span: Tensor, log_true: Tensor | None) -> Tensor:
+    """Class of cells (E, n, C) against the truth's log density ``log_true`` (E, n)."""
+    if log_true is None:
+        return torch.full_like(values, LESS, dtype=torch.int64)
+    truth = log_true[..., None]
+    return torch.where((values - truth).abs() <= span, STRADDLES, torch.where(values > truth, DENSER, LESS))
+
+
+def _log_weights(log_volume_value: Tensor, error: Tensor, kind: Tensor) -> Tensor:
+    r""":math:`\log(e^{l_c} V_c)` plus the log of the score's factor that does not depend on
+    the rank: 1 for a straddling cell, the relative mass error otherwise (E, n, C)."""
+    factor = torch.where(kind == STRADDLES, torch.zeros_like(error), error.log())
+    return torch.nan_to_num(log_volume_value + factor, nan=-torch.inf)
+
+
+def _log_scores(
+    log_weight: Tensor, log_volume_value: Tensor, kind: Tensor, values: Tensor, log_true: Tensor | None, own: Tensor | None
 ) -> Tensor:
-    r"""Error score of every cell (E, n, G) from its range :math:`s_c` and its relative mass
-    error :math:`\min(1, \sum_d s_{c,d}^2 / 24 + \kappa_{c,d})` (each (E, n, G)), see the
-    module docstring; ``own`` (n,) is the index of the cell that holds the truth."""
-    mass = log_mass.exp()
-    factor = error
-    if log_true is not None:
-        denser = log_density > log_true[..., None]
-        rank = (mass * denser).sum(dim=-1, keepdim=True)
-        # a mass error moves the rank by (1 - r) in a denser cell, by r in another
-        factor = factor * torch.where(denser, 1 - rank, rank.clamp_min(NORMALISER_WEIGHT))
-        straddles = (log_density - log_true[..., None]).abs() <= span
-        factor = torch.where(straddles, torch.ones_like(factor), factor)
-        if own is not None:
-            # the truth's cell reaches its density: it straddles, and holds at least
-            # the mass it would have at that density
-            index = own[None, :, None].expand(len(factor), -1, 1)
-            lifted = (log_true[..., None] - torch.gather(log_density, -1, index)).clamp(0, 700).exp()
-            factor = factor.scatter(-1, index, lifted)
-    return torch.nan_to_num(mass * factor, nan=0.0)
+    r"""Log error score of every cell (E, n, G), see the module docstring: the cell's
+    ``log_weight`` (:func:`_log_weights`), less :math:`\log Z`, plus the log of the rank's
+    weight of its class (1, :math:`1 - r` or :math:`\max(r, \epsilon)`); ``own`` (n,) is
+    the index of the cell that holds the truth."""
+    finite = torch.nan_to_num(log_volume_value, nan=-torch.inf)
+    log_z = finite.logsumexp(dim=-1, keepdim=True)  # (E, n, 1)
+    score = log_weight - log_z
+    if log_true is None:
+        return score
+    log_denser = torch.where(kind == DENSER, finite, -torch.inf).logsumexp(dim=-1, keepdim=True)
+    rank = (log_denser - log_z).exp().clamp(0.0, 1.0)
+    weights = torch.cat([torch.zeros_like(rank), (1 - rank).log(), rank.clamp_min(NORMALISER_WEIGHT).log()], dim=-1)
+    score = score + torch.gather(weights, -1, kind)
+    if own is not None:
+        # the truth's cell reaches its density: it straddles, and holds at least the mass
+        # it would have at that density
+        index = own[None, :, None].expand(len(score), -1, 1)
+        lift = (log_true[..., None] - torch.gather(values, -1, index)).clamp(0, 700)
+        lifted = torch.gather(finite, -1, index) - log_z + torch.nan_to_num(lift, nan=0.0)
+        score = score.scatter(-1, index, lifted)
+    return score
 
 
 def refine(
@@ -217,38 +234,47 @@ def refine(
     values_buf = torch.empty(e, n, capacity, dtype=torch.float64, device=device)
     ranges_buf = torch.empty(e, n, capacity, dim, dtype=torch.float64, device=device)
     curvature_buf = torch.empty_like(ranges_buf)
-    span_buf = torch.empty_like(values_buf)  # the range s_c and the mass error, per cell
-    error_buf = torch.empty_like(values_buf)
+    lv_buf = torch.empty_like(values_buf)  # l_c + log V_c
+    weight_buf = torch.empty_like(values_buf)  # see _log_weights
+    kind_buf = torch.empty(e, n, capacity, dtype=torch.int64, device=device)
     depth_buf = torch.zeros(n, capacity, dim, dtype=torch.int64, device=device)
+    open_buf = torch.empty(n, capacity, dtype=torch.bool, device=device)  # any axis left to split
     log_volume_buf = torch.empty(n, capacity, dtype=torch.float64, device=device)
     centre_buf[:, :g0], width_buf[:, :g0] = centre, width
     values_buf[..., :g0] = values
     ranges_buf[..., :g0, :], curvature_buf[..., :g0, :] = _coarse_variation(values, bins, dim)
-    span_buf[..., :g0], error_buf[..., :g0] = _span_and_error(ranges_buf[..., :g0, :], curvature_buf[..., :g0, :])
+    span, error = _span_and_error(ranges_buf[..., :g0, :], curvature_buf[..., :g0, :])
     log_volume_buf[:, :g0] = width.log().sum(dim=-1)
+    lv_buf[..., :g0] = values + log_volume_buf[:, :g0]
+    kind_buf[..., :g0] = _classify(values, span, log_true)
+    weight_buf[..., :g0] = _log_weights(lv_buf[..., :g0], error, kind_buf[..., :g0])
+    open_buf[:, :g0] = settings.depth > 0
     count, evaluations = g0, g0
     rows_n = torch.arange(n, device=device)[:, None]
     third = float(np.log(3.0))
+    log_tolerance = float(np.log(settings.tolerance))
     side = torch.as_tensor(np.asarray(upper, np.float64) - np.asarray(lower, np.float64), device=device)
     own = None
     if theta_true is not None:
         theta_true = theta_true.to(device=device, dtype=torch.float64)
         own = Partition(centre_buf[:, :g0], width_buf[:, :g0]).contains(theta_true).byte().argmax(dim=-1)  # (n,)
     for _ in range(rounds):
-        values = values_buf[..., :count]
-        log_mass = torch.log_softmax(values + log_volume_buf[:, :count], dim=-1)
-        score = _scores(values, span_buf[..., :count], error_buf[..., :count], log_mass, log_true, own)
-        if float(score.sum(dim=-1).max()) <= settings.tolerance:
+        score = _log_scores(
+            weight_buf[..., :count], lv_buf[..., :count], kind_buf[..., :count], values_buf[..., :count], log_true, own
+        ).amax(dim=0)  # (n, G)
+        if float(score.logsumexp(dim=-1).max()) <= log_tolerance:
             break
-        open_axes = depth_buf[:, :count] < settings.depth  # (n, G, D)
-        score = torch.where(open_axes.any(dim=-1), score.amax(dim=0), torch.full_like(score[0], -1.0))
-        splittable = int((score >= 0).sum(dim=-1).min())
-        if splittable == 0:
-            break
-        top = torch.topk(score, min(k, splittable), dim=-1).indices  # (n, kk)
+        score = torch.where(open_buf[:, :count], score, -torch.inf)
+        top_score, top = torch.topk(score, min(k, count), dim=-1)  # (n, kk)
+        if not bool(top_score.isfinite().all()):
+            # a cell of zero score or at full depth in some observation: split only what all can
+            kk = int(top_score.isfinite().sum(dim=-1).min())
+            if kk == 0:
+                break
+            top = top[:, :kk]
         kk = top.shape[1]
         # the widest (relative to the box) of the unresolved axes, else the one of largest range
-        open_top = open_axes[rows_n, top]
+        open_top = depth_buf[rows_n, top] < settings.depth  # (n, kk, D)
         axis_range = torch.where(open_top, ranges_buf[:, rows_n, top].amax(dim=0), -1.0)  # (n, kk, D)
         unresolved = axis_range > RESOLVED
         relative = torch.where(unresolved, width_buf[rows_n, top] / side, -1.0)
@@ -266,7 +292,10 @@ def refine(
         # (an outer third's own difference, or half the span of all three if larger)
         step_low, step_high = (middle - low).abs(), (high - middle).abs()
         half_span = (high - low).abs() / 2
-        along = torch.stack([torch.maximum(step_low, half_span), torch.maximum(step_low, step_high), torch.maximum(step_high, half_span)], dim=-1)
+        along = torch.stack(
+            [torch.maximum(step_low, half_span), torch.maximum(step_low, step_high), torch.maximum(step_high, half_span)],
+            dim=-1,
+        )
         along = torch.nan_to_num(along, nan=torch.inf)  # (E, n, kk, 3): low, middle, high
         # the second difference at the thirds' spacing h is l'' h^2: a third's midpoint error is 1/24 of it
         bend = torch.nan_to_num((low + high - 2 * middle).abs() / 24, nan=torch.inf)[..., None].expand_as(along)
@@ -274,30 +303,37 @@ def refine(
         child_ranges = torch.where(per_child, along[..., None], ranges_buf[:, rows_n, top][:, :, :, None, :])
         child_curvature = torch.where(per_child, bend[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
         child_span, child_error = _span_and_error(child_ranges, child_curvature)  # (E, n, kk, 3)
+        child_values = torch.stack([low, middle, high], dim=-1)
         child_width = parent_width / torch.where(chosen, 3.0, 1.0)
         child_depth = depth_buf[rows_n, top] + chosen.long()
+        child_open = (child_depth < settings.depth).any(dim=-1)
         child_log_volume = log_volume_buf[rows_n, top] - third
+        child_lv = child_values + child_log_volume[None, :, :, None]
+        child_kind = _classify(child_values.flatten(2), child_span.flatten(2), log_true).reshape(child_values.shape)
+        child_weight = _log_weights(child_lv, child_error, child_kind)
         if own is not None:
             # the child third that holds the truth: the middle one keeps the parent's index,
             # the lower one is appended at count + j, the upper one at count + kk + j
             hit = top == own[:, None]  # (n, kk)
             j = hit.byte().argmax(dim=-1)
             r = torch.arange(n, device=device)
-            offset = ((theta_true - parent_centre[r, j]) * chosen[r, j]).sum(dim=-1) / parent_width[r, j].gather(-1, axis[r, j, None])[:, 0]
+            offset = ((theta_true - parent_centre[r, j]) * chosen[r, j]).sum(dim=-1)
+            offset = offset / parent_width[r, j].gather(-1, axis[r, j, None])[:, 0]
             moved = torch.where(offset < -1 / 6, count + j, torch.where(offset > 1 / 6, count + kk + j, own))
             own = torch.where(hit.any(dim=-1), moved, own)
         # the middle third keeps its parent's place and value, the outer ones are appended
         width_buf[rows_n, top] = child_width
         ranges_buf[:, rows_n, top], curvature_buf[:, rows_n, top] = child_ranges[:, :, :, 1], child_curvature[:, :, :, 1]
-        span_buf[:, rows_n, top], error_buf[:, rows_n, top] = child_span[..., 1], child_error[..., 1]
-        depth_buf[rows_n, top], log_volume_buf[rows_n, top] = child_depth, child_log_volume
+        lv_buf[:, rows_n, top], weight_buf[:, rows_n, top] = child_lv[..., 1], child_weight[..., 1]
+        kind_buf[:, rows_n, top] = child_kind[..., 1]
+        depth_buf[rows_n, top], log_volume_buf[rows_n, top], open_buf[rows_n, top] = child_depth, child_log_volume, child_open
         for side_index, c in ((0, 0), (1, 2)):
             new = slice(count + side_index * kk, count + (side_index + 1) * kk)
             centre_buf[:, new], width_buf[:, new] = outer[:, :, side_index], child_width
             values_buf[..., new] = outer_values[..., side_index]
             ranges_buf[:, :, new], curvature_buf[:, :, new] = child_ranges[:, :, :, c], child_curvature[:, :, :, c]
-            span_buf[..., new], error_buf[..., new] = child_span[..., c], child_error[..., c]
-            depth_buf[:, new], log_volume_buf[:, new] = child_depth, child_log_volume
+            lv_buf[..., new], weight_buf[..., new], kind_buf[..., new] = child_lv[..., c], child_weight[..., c], child_kind[..., c]
+            depth_buf[:, new], log_volume_buf[:, new], open_buf[:, new] = child_depth, child_log_volume, child_open
         count += 2 * kk
     centre, width, values = centre_buf[:, :count], width_buf[:, :count], values_buf[..., :count]
     return AdaptiveBatch(rows, Partition(centre, width), values, evaluations)
