@@ -102,7 +102,8 @@ def grid_diagnostics(
     reference point per pair shared by every estimator), ``unresolved`` (1 where the rank
     is beyond the grid's resolution, :func:`bnre.partition.unresolved`), ``evaluations``
     (density evaluations per pair) and, given the ``exact`` log posterior of the same form,
-    ``kl_exact`` and ``tv_exact`` on the same cells.
+    ``kl_exact`` and ``tv_exact`` on the same cells (on the adaptive grid, those refined for
+    the estimators).
     """
     lower, upper = task.lower, task.upper
     box_volume = float(np.prod(np.asarray(upper, np.float64) - np.asarray(lower, np.float64)))
