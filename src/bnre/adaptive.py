@@ -82,7 +82,7 @@ class Refinement:
     on the summed error score below which an observation's refinement stops."""
 
     coarse_bins: int = 16
-    cells: int = 8192
+    cells: int = 8100
     depth: int = 16
     tolerance: float = 1e-4
 
