@@ -76,7 +76,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument("--budgets", nargs="+", type=int, default=None)
     args = parser.parse_args()
-    read = lambda path: pd.read_csv(path, dtype={"replicate": str})  # noqa: E731
+    def read(path: str) -> pd.DataFrame:
+        table = pd.read_csv(path, dtype={"replicate": str})
+        return table.drop_duplicates(["task", "method", "budget", "replicate", "metric"], keep="last")
+
     print(table(read(args.old), read(args.new), args.methods, args.budgets))
 
 
