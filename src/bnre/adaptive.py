@@ -70,6 +70,10 @@ RESOLVED = 2.0
 #: normaliser (the log posterior) in full.
 NORMALISER_WEIGHT = 0.25
 
+#: Log score of a cell of zero score: split last, but splittable (a log score of -inf
+#: marks a cell at full depth).
+LEAST_SCORE = float(torch.finfo(torch.float64).min)
+
 #: Cells (observations × leaves) held at once, to bound the memory of one batch.
 MAX_LEAVES = 2**22
 
@@ -264,10 +268,12 @@ def refine(
         ).amax(dim=0)  # (n, G)
         if float(score.logsumexp(dim=-1).max()) <= log_tolerance:
             break
-        score = torch.where(open_buf[:, :count], score, -torch.inf)
+        # a cell of zero score (no mass, or no variation) can still be split, after every
+        # other; one at full depth along every axis cannot
+        score = torch.where(open_buf[:, :count], score.nan_to_num(nan=LEAST_SCORE).clamp_min(LEAST_SCORE), -torch.inf)
         top_score, top = torch.topk(score, min(k, count), dim=-1)  # (n, kk)
         if not bool(top_score.isfinite().all()):
-            # a cell of zero score or at full depth in some observation: split only what all can
+            # cells at full depth in some observation: split only what all can
             kk = int(top_score.isfinite().sum(dim=-1).min())
             if kk == 0:
                 break
