@@ -183,13 +183,13 @@ def _log_scores(
     r"""Log error score of every cell (E, n, G), see the module docstring: the cell's
     ``log_weight`` (:func:`_log_weights`), less :math:`\log Z`, plus the log of the rank's
     weight of its class (1, :math:`1 - r` or :math:`\max(r, \epsilon)`); ``own`` (n,) is
-    the index of the cell that holds the truth."""
-    finite = torch.nan_to_num(log_volume_value, nan=-torch.inf)
-    log_z = finite.logsumexp(dim=-1, keepdim=True)  # (E, n, 1)
+    the index of the cell that holds the truth; ``log_volume_value`` is
+    :math:`l_c + \log V_c`, -inf where the density is NaN."""
+    log_z = log_volume_value.logsumexp(dim=-1, keepdim=True)  # (E, n, 1)
     score = log_weight - log_z
     if log_true is None:
         return score
-    log_denser = torch.where(kind == DENSER, finite, -torch.inf).logsumexp(dim=-1, keepdim=True)
+    log_denser = torch.where(kind == DENSER, log_volume_value, -torch.inf).logsumexp(dim=-1, keepdim=True)
     rank = (log_denser - log_z).exp().clamp(0.0, 1.0)
     weights = torch.cat([torch.zeros_like(rank), (1 - rank).log(), rank.clamp_min(NORMALISER_WEIGHT).log()], dim=-1)
     score = score + torch.gather(weights, -1, kind)
@@ -198,7 +198,7 @@ def _log_scores(
         # it would have at that density
         index = own[None, :, None].expand(len(score), -1, 1)
         lift = (log_true[..., None] - torch.gather(values, -1, index)).clamp(0, 700)
-        lifted = torch.gather(finite, -1, index) - log_z + torch.nan_to_num(lift, nan=0.0)
+        lifted = torch.gather(log_volume_value, -1, index) - log_z + torch.nan_to_num(lift, nan=0.0)
         score = score.scatter(-1, index, lifted)
     return score
 
@@ -238,7 +238,7 @@ def refine(
     values_buf = torch.empty(e, n, capacity, dtype=torch.float64, device=device)
     ranges_buf = torch.empty(e, n, capacity, dim, dtype=torch.float64, device=device)
     curvature_buf = torch.empty_like(ranges_buf)
-    lv_buf = torch.empty_like(values_buf)  # l_c + log V_c
+    lv_buf = torch.empty_like(values_buf)  # l_c + log V_c, -inf where l_c is NaN
     weight_buf = torch.empty_like(values_buf)  # see _log_weights
     kind_buf = torch.empty(e, n, capacity, dtype=torch.int64, device=device)
     depth_buf = torch.zeros(n, capacity, dim, dtype=torch.int64, device=device)
@@ -249,7 +249,7 @@ def refine(
     ranges_buf[..., :g0, :], curvature_buf[..., :g0, :] = _coarse_variation(values, bins, dim)
     span, error = _span_and_error(ranges_buf[..., :g0, :], curvature_buf[..., :g0, :])
     log_volume_buf[:, :g0] = width.log().sum(dim=-1)
-    lv_buf[..., :g0] = values + log_volume_buf[:, :g0]
+    lv_buf[..., :g0] = torch.nan_to_num(values + log_volume_buf[:, :g0], nan=-torch.inf)
     kind_buf[..., :g0] = _classify(values, span, log_true)
     weight_buf[..., :g0] = _log_weights(lv_buf[..., :g0], error, kind_buf[..., :g0])
     open_buf[:, :g0] = settings.depth > 0
@@ -314,7 +314,7 @@ def refine(
         child_depth = depth_buf[rows_n, top] + chosen.long()
         child_open = (child_depth < settings.depth).any(dim=-1)
         child_log_volume = log_volume_buf[rows_n, top] - third
-        child_lv = child_values + child_log_volume[None, :, :, None]
+        child_lv = torch.nan_to_num(child_values + child_log_volume[None, :, :, None], nan=-torch.inf)
         child_kind = _classify(child_values.flatten(2), child_span.flatten(2), log_true).reshape(child_values.shape)
         child_weight = _log_weights(child_lv, child_error, child_kind)
         if own is not None:
