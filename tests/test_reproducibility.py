@@ -1,5 +1,7 @@
 """Same config and seed give the same data and the same results; a second run is locked out."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,12 +44,17 @@ def test_same_config_gives_identical_data_and_results(tiny_workflow, tmp_path):
 
 
 def test_second_run_in_same_directory_is_refused(tmp_path):
-    first = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The first run writes to a file, not a pipe: after SIGTERM Snakemake waits for its running
+    # job and repeats "Will exit after finishing currently running jobs" on every scheduler
+    # pass, which fills an unread pipe and blocks it for good (CI stop 36 hung so).
+    log = tmp_path.parent / f"{tmp_path.name}.first.log"
+    with open(log, "w") as out:
+        first = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         locks = tmp_path / ".snakemake" / "locks"
         deadline = time.time() + 60
         while not (locks.exists() and any(locks.iterdir())):
-            assert first.poll() is None, first.communicate()[0]
+            assert first.poll() is None, log.read_text()[-3000:]
             assert time.time() < deadline, "the first run never took its lock"
             time.sleep(0.1)
         # a plain second run stops at the first run's in-flight (incomplete) outputs; with
@@ -60,4 +67,9 @@ def test_second_run_in_same_directory_is_refused(tmp_path):
         assert "Directory cannot be locked" in third.stderr
     finally:
         first.terminate()
-        first.wait(timeout=120)
+        try:
+            first.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+            raise AssertionError(f"the first run ignored SIGTERM for 300 s:\n{log.read_text()[-3000:]}")
