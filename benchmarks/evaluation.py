@@ -479,7 +479,7 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
               f"|rank({ref_bins // 2}^{dim}) - rank(reference)| max {float(self_error.max()):.2e} mean {float(self_error.mean()):.2e} "
               f"(errors below about half of it are beyond the reference)")
         for name, err, beyond, ranks, seconds in (
-            (f"adaptive {spec.coarse(dim)}^{dim}->{spec.cells}", error, adaptive_beyond, adaptive, adaptive_s),
+            (f"adaptive {spec.coarse(dim)}^{dim}->{spec.budget(dim)}", error, adaptive_beyond, adaptive, adaptive_s),
             (f"uniform {bins}^{dim}", error_uniform, uniform_beyond, uniform, uniform_s),
         ):
             kept = float(err[resolved].max()) if bool(resolved.any()) else float("nan")

@@ -142,7 +142,7 @@ def check_config(config):
             "(the training pool each budget is drawn from)"
         )
     evaluation = config["evaluate"]
-    if evaluation["refine_cells"] < 2 * evaluation["coarse_bins"]:
+    if evaluation["refine_cells"] is not None and evaluation["refine_cells"] < 2 * evaluation["coarse_bins"]:
         raise WorkflowError(
             f"config: evaluate.refine_cells = {evaluation['refine_cells']} cannot hold the "
             f"coarse grid of evaluate.coarse_bins = {evaluation['coarse_bins']} and its "
@@ -678,8 +678,9 @@ def grid_options():
     e = config["evaluate"]
     if e["grid"] == "uniform":
         return f"--grid uniform --bins {e['bins']} --max-cells {e['max_cells']}"
+    cells = "" if e["refine_cells"] is None else f" --refine-cells {e['refine_cells']}"
     return (
-        f"--grid adaptive --coarse-bins {e['coarse_bins']} --refine-cells {e['refine_cells']}"
+        f"--grid adaptive --coarse-bins {e['coarse_bins']}{cells}"
         f" --refine-depth {e['refine_depth']} --refine-tolerance {e['refine_tolerance']}"
     )
 

@@ -78,15 +78,22 @@ LEAST_SCORE = float(torch.finfo(torch.float64).min)
 MAX_LEAVES = 2**22
 
 
+def default_cells(dim: int) -> int:
+    """Density evaluations per observation by default: as many as the uniform grid's 90² in
+    1-D and 2-D (8,100), and as its 32³ (32,768) in 3-D and above."""
+    return 8100 if dim <= 2 else 32768
+
+
 @dataclass(frozen=True)
 class Refinement:
     """Settings of the adaptive grid: ``coarse_bins`` per dimension to start from (reduced
-    until the coarse grid is at most a quarter of ``cells``), ``cells`` density evaluations
-    per observation in all, at most ``depth`` splits of a coarse cell along each axis, and ``tolerance``
-    on the summed error score below which an observation's refinement stops."""
+    until the coarse grid is at most a quarter of the budget), ``cells`` density evaluations
+    per observation in all (by default :func:`default_cells`), at most ``depth`` splits of a
+    coarse cell along each axis, and ``tolerance`` on the summed error score below which an
+    observation's refinement stops."""
 
     coarse_bins: int = 16
-    cells: int = 8100
+    cells: int | None = None
     depth: int = 16
     tolerance: float = 1e-4
 
@@ -97,27 +104,32 @@ class Refinement:
             raise ValueError(f"refine_depth must be in 1..30, got {self.depth}")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"refine_tolerance must be in (0, 1), got {self.tolerance}")
-        if self.cells < 2 * self.coarse_bins:
+        if self.cells is not None and self.cells < 2 * self.coarse_bins:
             raise ValueError(
                 f"refine_cells = {self.cells} cannot hold the coarse grid of coarse_bins = {self.coarse_bins} "
                 "and its refinement: it must be at least 2 * coarse_bins"
             )
 
+    def budget(self, dim: int) -> int:
+        """Density evaluations per observation for ``dim`` parameters."""
+        return default_cells(dim) if self.cells is None else self.cells
+
     def coarse(self, dim: int) -> int:
         """Coarse bins per dimension for ``dim`` parameters."""
-        bins = grid_bins(self.coarse_bins, dim, self.cells // 4)
-        if bins**dim * 2 > self.cells:
-            raise ValueError(f"refine_cells = {self.cells} cannot hold a coarse grid of 2 bins in {dim} dimensions")
+        budget = self.budget(dim)
+        bins = grid_bins(self.coarse_bins, dim, budget // 4)
+        if bins**dim * 2 > budget:
+            raise ValueError(f"refine_cells = {budget} cannot hold a coarse grid of 2 bins in {dim} dimensions")
         return bins
 
     def splits(self, dim: int) -> int:
         """Cells split per round and observation (two evaluations each)."""
-        return max(1, (self.cells - self.coarse(dim) ** dim) // (ROUNDS * 2))
+        return max(1, (self.budget(dim) - self.coarse(dim) ** dim) // (ROUNDS * 2))
 
     def observations_per_batch(self, dim: int, rows: int = GRID_BATCH) -> int:
         """Observations refined together: about ``rows`` new cells per round, and at most
         :data:`MAX_LEAVES` cells held."""
-        return max(1, min(rows // (self.splits(dim) * 2), MAX_LEAVES // self.cells))
+        return max(1, min(rows // (self.splits(dim) * 2), MAX_LEAVES // self.budget(dim)))
 
 
 @dataclass
@@ -131,8 +143,9 @@ class AdaptiveBatch:
     evaluations: int
 
 
-def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor, Tensor]:
-    r"""Per-axis log-density range and curvature error of each coarse cell, each (E, n, G, D).
+def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Per-axis log-density range and curvature error of each coarse cell, each (E, n, G, D),
+    and its neighbours' log densities (E, n, G, D, 2), below and above along each axis.
 
     Along each axis, the range is the larger difference to the two neighbours, and the
     curvature error :math:`|l_{+} + l_{-} - 2 l_c| / 24` (a neighbour outside the grid
@@ -140,7 +153,7 @@ def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor,
     """
     e, n, g = log_density.shape
     cube = log_density.reshape(e, n, *([bins] * dim))
-    ranges, curvatures = [], []
+    ranges, curvatures, neighbours = [], [], []
     for d in range(dim):
         axis = 2 + d
         edge = cube.narrow(axis, 0, 1), cube.narrow(axis, bins - 1, 1)
@@ -148,7 +161,17 @@ def _coarse_variation(log_density: Tensor, bins: int, dim: int) -> tuple[Tensor,
         after = torch.cat([cube.narrow(axis, 1, bins - 1), edge[1]], dim=axis)
         ranges.append(torch.maximum((after - cube).abs(), (cube - before).abs()).reshape(e, n, g))
         curvatures.append(((after + before - 2 * cube).abs() / 24).reshape(e, n, g))
-    return tuple(torch.nan_to_num(torch.stack(v, dim=-1), nan=torch.inf) for v in (ranges, curvatures))
+        neighbours.append(torch.stack([before.reshape(e, n, g), after.reshape(e, n, g)], dim=-1))
+    ranges, curvatures = (torch.nan_to_num(torch.stack(v, dim=-1), nan=torch.inf) for v in (ranges, curvatures))
+    return ranges, curvatures, torch.stack(neighbours, dim=-2)
+
+
+def _rise(values: Tensor, neighbours: Tensor) -> Tensor:
+    r"""How far (nats, :math:`\ge 0`) the densest neighbour of each cell rises above it,
+    :math:`\max(0, \max_{d, \pm} l_{d, \pm} - l_c)`, from ``values`` (...) and
+    ``neighbours`` (..., D, 2); 0 where either is NaN."""
+    rise = neighbours.flatten(-2).amax(dim=-1).double() - values
+    return torch.nan_to_num(rise, nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0.0)
 
 
 def _span_and_error(ranges: Tensor, curvature: Tensor) -> tuple[Tensor, Tensor]:
@@ -199,7 +222,7 @@ def _log_scores(
         index = own[None, :, None].expand(len(score), -1, 1)
         lift = (log_true[..., None] - torch.gather(values, -1, index)).clamp(0, 700)
         lifted = torch.gather(log_volume_value, -1, index) - log_z + torch.nan_to_num(lift, nan=0.0)
-        score = score.scatter(-1, index, lifted)
+        score = score.scatter(-1, index, torch.maximum(lifted, torch.gather(score, -1, index)))
     return score
 
 
@@ -230,7 +253,7 @@ def refine(
     values = log_density(centre, rows).double()
     e, g0 = len(values), centre.shape[1]
     k = settings.splits(dim)
-    rounds = (settings.cells - g0) // (2 * k)
+    rounds = (settings.budget(dim) - g0) // (2 * k)
     capacity = g0 + rounds * 2 * k
     # buffers for every cell the rounds can make; the first ``count`` are the leaves
     centre_buf = torch.empty(n, capacity, dim, dtype=torch.float64, device=device)
@@ -238,6 +261,8 @@ def refine(
     values_buf = torch.empty(e, n, capacity, dtype=torch.float64, device=device)
     ranges_buf = torch.empty(e, n, capacity, dim, dtype=torch.float64, device=device)
     curvature_buf = torch.empty_like(ranges_buf)
+    # neighbours' log densities below and above along each axis (float32: they only steer)
+    neighbour_buf = torch.empty(e, n, capacity, dim, 2, dtype=torch.float32, device=device)
     lv_buf = torch.empty_like(values_buf)  # l_c + log V_c, -inf where l_c is NaN
     weight_buf = torch.empty_like(values_buf)  # see _log_weights
     kind_buf = torch.empty(e, n, capacity, dtype=torch.int64, device=device)
@@ -246,12 +271,13 @@ def refine(
     log_volume_buf = torch.empty(n, capacity, dtype=torch.float64, device=device)
     centre_buf[:, :g0], width_buf[:, :g0] = centre, width
     values_buf[..., :g0] = values
-    ranges_buf[..., :g0, :], curvature_buf[..., :g0, :] = _coarse_variation(values, bins, dim)
+    ranges_buf[..., :g0, :], curvature_buf[..., :g0, :], neighbours = _coarse_variation(values, bins, dim)
+    neighbour_buf[..., :g0, :, :] = neighbours
     span, error = _span_and_error(ranges_buf[..., :g0, :], curvature_buf[..., :g0, :])
     log_volume_buf[:, :g0] = width.log().sum(dim=-1)
     lv_buf[..., :g0] = torch.nan_to_num(values + log_volume_buf[:, :g0], nan=-torch.inf)
     kind_buf[..., :g0] = _classify(values, span, log_true)
-    weight_buf[..., :g0] = _log_weights(lv_buf[..., :g0], error, kind_buf[..., :g0])
+    weight_buf[..., :g0] = _log_weights(lv_buf[..., :g0] + _rise(values, neighbours), error, kind_buf[..., :g0])
     open_buf[:, :g0] = settings.depth > 0
     count, evaluations = g0, g0
     rows_n = torch.arange(n, device=device)[:, None]
@@ -310,13 +336,24 @@ def refine(
         child_curvature = torch.where(per_child, bend[..., None], curvature_buf[:, rows_n, top][:, :, :, None, :])
         child_span, child_error = _span_and_error(child_ranges, child_curvature)  # (E, n, kk, 3)
         child_values = torch.stack([low, middle, high], dim=-1)
+        # neighbours along the split axis: the parent's outer ones and the siblings
+        parent_neighbours = neighbour_buf[:, rows_n, top]  # (E, n, kk, D, 2)
+        along_axis = axis[None, :, :, None, None].expand(e, -1, -1, 1, 2)
+        below, above = parent_neighbours.gather(-2, along_axis)[..., 0, :].unbind(-1)  # (E, n, kk)
+        split_neighbours = torch.stack(
+            [torch.stack([below, middle.float()], -1), torch.stack([low, high], -1).float(), torch.stack([middle.float(), above], -1)],
+            dim=-2,
+        )  # (E, n, kk, 3, 2)
+        child_neighbours = torch.where(
+            chosen[None, :, :, None, :, None], split_neighbours[..., None, :], parent_neighbours[:, :, :, None]
+        )  # (E, n, kk, 3, D, 2)
         child_width = parent_width / torch.where(chosen, 3.0, 1.0)
         child_depth = depth_buf[rows_n, top] + chosen.long()
         child_open = (child_depth < settings.depth).any(dim=-1)
         child_log_volume = log_volume_buf[rows_n, top] - third
         child_lv = torch.nan_to_num(child_values + child_log_volume[None, :, :, None], nan=-torch.inf)
         child_kind = _classify(child_values.flatten(2), child_span.flatten(2), log_true).reshape(child_values.shape)
-        child_weight = _log_weights(child_lv, child_error, child_kind)
+        child_weight = _log_weights(child_lv + _rise(child_values, child_neighbours), child_error, child_kind)
         if own is not None:
             # the child third that holds the truth: the middle one keeps the parent's index,
             # the lower one is appended at count + j, the upper one at count + kk + j
@@ -332,6 +369,7 @@ def refine(
         ranges_buf[:, rows_n, top], curvature_buf[:, rows_n, top] = child_ranges[:, :, :, 1], child_curvature[:, :, :, 1]
         lv_buf[:, rows_n, top], weight_buf[:, rows_n, top] = child_lv[..., 1], child_weight[..., 1]
         kind_buf[:, rows_n, top] = child_kind[..., 1]
+        neighbour_buf[:, rows_n, top] = child_neighbours[:, :, :, 1]
         depth_buf[rows_n, top], log_volume_buf[rows_n, top], open_buf[rows_n, top] = child_depth, child_log_volume, child_open
         for side_index, c in ((0, 0), (1, 2)):
             new = slice(count + side_index * kk, count + (side_index + 1) * kk)
@@ -339,6 +377,7 @@ def refine(
             values_buf[..., new] = outer_values[..., side_index]
             ranges_buf[:, :, new], curvature_buf[:, :, new] = child_ranges[:, :, :, c], child_curvature[:, :, :, c]
             lv_buf[..., new], weight_buf[..., new], kind_buf[..., new] = child_lv[..., c], child_weight[..., c], child_kind[..., c]
+            neighbour_buf[:, :, new] = child_neighbours[:, :, :, c]
             depth_buf[:, new], log_volume_buf[:, new], open_buf[:, new] = child_depth, child_log_volume, child_open
         count += 2 * kk
     centre, width, values = centre_buf[:, :count], width_buf[:, :count], values_buf[..., :count]

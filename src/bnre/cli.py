@@ -357,7 +357,7 @@ def add_grid_arguments(s: argparse.ArgumentParser) -> None:
         help="posterior grid: adaptive (refined per observation, bnre.adaptive) or the uniform grid of --bins",
     )
     s.add_argument("--coarse-bins", type=int, help="adaptive grid: coarse bins per dimension (default 16)")
-    s.add_argument("--refine-cells", type=int, help="adaptive grid: density evaluations per pair (default 8100)")
+    s.add_argument("--refine-cells", type=int, help="adaptive grid: density evaluations per pair (default 8100 in 1-D and 2-D, 32768 in 3-D and above)")
     s.add_argument("--refine-depth", type=int, help="adaptive grid: splits in three of a coarse cell per axis at most (default 16)")
     s.add_argument(
         "--refine-tolerance", type=float,

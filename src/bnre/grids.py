@@ -63,7 +63,7 @@ def describe(spec: GridSpec, dim: int) -> str:
     if isinstance(spec, UniformGrid):
         return f"uniform grid, {spec.bins} bins per dimension ({spec.bins**dim} cells)"
     return (
-        f"adaptive grid, {spec.coarse(dim)} coarse bins per dimension refined to at most {spec.cells} cells "
+        f"adaptive grid, {spec.coarse(dim)} coarse bins per dimension refined to at most {spec.budget(dim)} cells "
         f"per pair, depth {spec.depth}, tolerance {spec.tolerance:g}"
     )
 
