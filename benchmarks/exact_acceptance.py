@@ -12,7 +12,8 @@ posterior that are not uniform are the grid's fault (its cells too coarse where 
 rank is decided). For each task with a tractable likelihood, ``gaussian``, ``slcp``,
 ``two_moons``, ``weinberg``, the plugin ``examples/oscillator/task.py:DampedOscillator``
 (a non-uniform prior) and ``gaussian_narrow`` (``bnre.tasks.Gaussian(sigma=0.001)``, a
-posterior far narrower than a uniform cell), on ``--pairs`` simulated test pairs
+posterior far narrower than a uniform cell) and ``gaussian_3d`` (``Gaussian(dim=3,
+sigma=0.05)``, narrower than a cell of the uniform 32³ grid), on ``--pairs`` simulated test pairs
 (``bnre.simulate.simulate_range(task, "test", seed, 0, pairs)``),
 ``bnre.diagnostics.evaluate_exact`` runs on the adaptive grid (``Refinement()``'s
 defaults) and on the uniform grid of 90 bins per dimension in 1-D and 2-D (32 in 3-D).
@@ -50,7 +51,7 @@ from bnre.grids import UniformGrid
 from bnre.simulate import simulate_range
 from bnre.tasks import Gaussian, get_task
 
-TASKS = ("gaussian", "slcp", "two_moons", "weinberg", "oscillator", "gaussian_narrow")
+TASKS = ("gaussian", "slcp", "two_moons", "weinberg", "oscillator", "gaussian_narrow", "gaussian_3d")
 LEVEL = 0.01
 Z99 = 2.58
 KS_ALPHA = 0.01
@@ -61,6 +62,8 @@ def make_task(name: str):
         return get_task(f"{ROOT / 'examples' / 'oscillator' / 'task.py'}:DampedOscillator")
     if name == "gaussian_narrow":
         return Gaussian(sigma=0.001)
+    if name == "gaussian_3d":
+        return Gaussian(dim=3, sigma=0.05)
     return get_task(name)
 
 

@@ -9,9 +9,11 @@ largest *error score* of every observation are each split in three along one axi
 the budget of ``cells`` density evaluations per observation is spent or every
 observation's scores sum below ``tolerance``. The middle third keeps its parent's centre
 and value, so a split costs two evaluations and adds two cells: every evaluation is a
-leaf. A cell :math:`c` of mass :math:`m_c`, centre log density :math:`l_c` and
-log-density range :math:`s_{c,d}` across it along axis :math:`d` (:math:`s_c = \sum_d
-s_{c,d}`) scores
+leaf. A cell :math:`c` of volume :math:`V_c`, centre log density :math:`l_c`, densest
+neighbour :math:`l_c^+` (the largest centre value of the cells next to it along each
+axis) and log-density range :math:`s_{c,d}` across it along axis :math:`d` (:math:`s_c =
+\sum_d s_{c,d}`) scores, with :math:`m_c = V_c e^{\max(l_c, l_c^+)} / Z` the mass it
+could hold if its density rose to its densest neighbour's,
 
 .. math:: e_c = m_c \times \begin{cases} 1 & |l_c - l^*| \le s_c
     \quad \text{(it may hold both sides of the level set } l = l^*) \\
@@ -26,7 +28,9 @@ cell's mass moves the current rank :math:`r` (:math:`\epsilon` =
 :data:`NORMALISER_WEIGHT` keeps the normaliser accurate). The cell that holds
 :math:`\theta^*` always straddles, and its mass counts at least as if its density were
 :math:`l^*` (its centre may miss a peak narrower than the cell, which the truth, near it,
-reveals). Without :math:`\theta^*` (observed data) every cell scores :math:`m_c \min(1,
+reveals). Counting a cell's mass at its densest neighbour's level finds a mode that lies
+between coarse centres: the centre nearest to it reads low, but the next one, on the
+mode's other flank, reads high. Without :math:`\theta^*` (observed data) every cell scores :math:`m_c \min(1,
 \sum_d s_{c,d}^2/24 + \kappa_{c,d})`. So refinement goes where the mass is, where the
 density varies, and above all where the rank is decided; a posterior narrow along one
 axis (a ridge) is cut along that axis only once the other is resolved. The ranges are
@@ -43,9 +47,12 @@ to the box) of its unresolved axes, those of range above :data:`RESOLVED`, which
 in on a peak narrower than the cell from every side; once every axis is resolved, along
 the axis of largest range. A cell is split at most ``depth`` times along each axis.
 
-A mode narrower than a coarse cell whose peak lies between the coarse centres, and that
+A mode narrower than a coarse cell whose flanks do not reach any coarse centre, and that
 does not hold :math:`\theta^*`, shows in none of the values, and can be missed; a
-uniform grid misses it as well unless its cells are narrower than the mode.
+uniform grid misses it as well unless its cells are narrower than the mode. Neighbours
+are tracked along each axis: a third's neighbours along the split axis are its siblings
+and, for an outer third, its parent's neighbour on that side; along the other axes it
+keeps its parent's.
 """
 
 from __future__ import annotations
