@@ -142,7 +142,10 @@ def check_config(config):
             "(the training pool each budget is drawn from)"
         )
     evaluation = config["evaluate"]
-    if evaluation["refine_cells"] is not None and evaluation["refine_cells"] < 2 * evaluation["coarse_bins"]:
+    if (
+        evaluation["refine_cells"] is not None
+        and evaluation["refine_cells"] < 2 * evaluation["coarse_bins"]
+    ):
         raise WorkflowError(
             f"config: evaluate.refine_cells = {evaluation['refine_cells']} cannot hold the "
             f"coarse grid of evaluate.coarse_bins = {evaluation['coarse_bins']} and its "
