@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import binom, kstest
+from scipy.stats import binom, kstest, norm
 
 from bnre.adaptive import Refinement, adaptive_pass, refine
 from bnre.diagnostics import evaluate_exact, exact_log_posterior
@@ -163,8 +163,6 @@ def test_a_mode_whose_peak_lies_in_a_cell_that_reads_low_is_found():
         sx = torch.where(dx < 0, torch.tensor(left), torch.tensor(right))
         log_mode = -0.5 * (dx / sx) ** 2 - 0.5 * ((q[..., None, 1] - peaks[:, 1]) / sd_y) ** 2
         return log_mode.logsumexp(-1)[None]
-
-    from scipy.stats import norm
 
     y_mass = [sd_y * math.sqrt(2 * math.pi) * (norm.cdf((1 - p) / sd_y) - norm.cdf((-1 - p) / sd_y)) for p in peaks[:, 1].tolist()]
     z = sum(math.sqrt(2 * math.pi) / 2 * (left + right) * m for m in y_mass)

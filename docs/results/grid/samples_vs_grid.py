@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pandas as pd
 
+from bnre.coverage import coverage_auc
+
 
 def main(grid_path: str, samples_path: str, draws: int) -> None:
     grid, samples = pd.read_csv(grid_path), pd.read_csv(samples_path)
@@ -24,13 +26,12 @@ def main(grid_path: str, samples_path: str, draws: int) -> None:
     both = grid[key + ["rank"]].merge(samples[key + ["rank"]], on=key, suffixes=("_grid", "_samples"))
     print(f"{grid_path} against {samples_path}: {both.pair.nunique()} pairs, {draws} draws")
     print(f"{'replicate':>10} {'mean|d|':>8} {'max|d|':>8} {'|z|>3':>7} {'mean z^2':>9} {'AUC grid':>9} {'AUC samples':>12}")
-    levels = np.linspace(0, 1, 101)
     for replicate, rows in both.groupby("replicate"):
         r, s = rows.rank_grid.to_numpy(), rows.rank_samples.to_numpy()
         d = s - r
         sd = np.maximum(np.sqrt(r * (1 - r) / draws), 1 / draws)
         z = d / sd
-        auc = [float(np.trapezoid([(v <= level).mean() for level in levels], levels) - 0.5) for v in (r, s)]
+        auc = [coverage_auc(v) for v in (r, s)]
         print(f"{replicate:>10} {np.abs(d).mean():8.4f} {np.abs(d).max():8.4f} {(np.abs(z) > 3).mean():7.1%} "
               f"{(z**2).mean():9.2f} {auc[0]:+9.3f} {auc[1]:+12.3f}")
 
