@@ -12,7 +12,9 @@ MLP of the trained models, 6×256), ``--tasks`` (slcp mg1), ``--reference-factor
 ``--models PATH...`` (model files of the workflow, ``bnre.train.load_ensemble``, instead
 of training), ``--test PATH...`` (their test pairs, one file per model or one for all;
 by default ``STUDY/data/{task}/test.h5`` beside ``STUDY/models/{task}/{method}/{budget}.pt``),
-``--repeats`` (timing repeats, best kept), ``--evaluate`` (time the full ``evaluate`` also
+``--reference-cache DIR`` (keep the references of ``--models`` there, keyed by a digest
+of the model file and the test pairs, and read them on the next run), ``--repeats``
+(timing repeats, best kept), ``--evaluate`` (time the full ``evaluate`` also
 on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-bf16``
 (skip parts 1, 2 and 4), ``--quick``.
 
@@ -27,8 +29,8 @@ on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-
    of SLCP (2-D) and M/G/1 (3-D), 2 members and their ensemble (with ``--models``, the
    file's K members and their ensemble), every row (member or ensemble) used:
 
-   * the HPD rank of every row and pair on the adaptive grid and on today's uniform grid
-     (90² in 2-D, 32³ in 3-D), both through ``bnre.grids.posterior_pass`` and
+   * the HPD rank of every row and pair on the adaptive grid, on the adaptive grid with a
+     quarter of its budget, and on today's uniform grid (90² in 2-D, 32³ in 3-D), both through ``bnre.grids.posterior_pass`` and
      ``bnre.partition.hpd_ranks`` (float32 network, as ``evaluate`` does, which refines
      the adaptive grid for the networks alone), against a
      brute-force reference: the uniform grid of ``--reference-factor`` times the bins per
@@ -44,7 +46,8 @@ on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-
    * on SLCP, wall time for ONE member (so that the work compares with lampe's): the
      adaptive ranks from observations to ranks (``Ensemble``, ``log_posterior_on``,
      ``posterior_pass`` with ``Refinement()``, ``hpd_ranks``), bnre's uniform 90² ranks
-     (``coverage_ranks``) and lampe's ``expected_coverage_ni(..., bins=90)`` on lampe's
+     (``coverage_ranks``), the adaptive ranks at a quarter of the budget, and lampe's
+     ``expected_coverage_ni(..., bins=90)`` on lampe's
      ``NRE`` of the same architecture, the member's linear weights copied (the time depends
      on the architecture, not the weights; lampe's input is not rescaled, so its ranks
      are not compared), in pairs per second;
@@ -77,6 +80,7 @@ threads); ``BNRE_BENCH_THREADS`` (``common.py``) sets the threads.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -98,7 +102,7 @@ from bnre.ensemble import Ensemble
 from bnre.evaluate import coverage_ranks, evaluate, log_posterior_on
 from bnre.grids import UniformGrid, posterior_pass
 from bnre.methods import build_estimator
-from bnre.partition import hpd_ranks, log_masses, unresolved
+from bnre.partition import hpd_ranks, unresolved
 from bnre.simulate import simulate_range
 from bnre.tasks import Task, get_task
 from bnre.train import load_ensemble
@@ -249,6 +253,7 @@ class Model:
     members: list
     theta: np.ndarray
     x: np.ndarray
+    key: str | None = None  # digest of the model file and test pairs (file models), for --reference-cache
 
     @property
     def label(self) -> str:
@@ -292,7 +297,11 @@ def file_models(args) -> list[Model]:
         pairs = read_pairs(test, task=task.name, rows=n)
         print(f"loaded {path}: {task.name}, {meta['config'].get('method')}, budget {meta['budget']}, "
               f"{len(members)} members; {n} test pairs from {test}")
-        models.append(Model(task.name, int(meta["budget"]), task, members, pairs.theta, pairs.x))
+        digest = hashlib.sha256(path.read_bytes())
+        digest.update(np.ascontiguousarray(pairs.theta).tobytes())
+        digest.update(np.ascontiguousarray(pairs.x).tobytes())
+        key = f"{task.name}_{meta['config'].get('method')}_{meta['budget']}_{n}_{digest.hexdigest()[:16]}"
+        models.append(Model(task.name, int(meta["budget"]), task, members, pairs.theta, pairs.x, key))
     return models
 
 
@@ -338,7 +347,7 @@ def grid_ranks_on(log_density, log_true: Tensor, theta: Tensor, task: Task, spec
     ranks, beyond, evaluations, leaves = [], [], [], []
     passes = posterior_pass(log_density, len(theta), task.lower, task.upper, spec, rows, log_true, theta_true=theta, device=device)
     for batch in passes:
-        mass = log_masses(batch.log_density, batch.partition).exp()
+        mass = batch.log_masses().exp()
         truth = log_true[:, batch.rows].double()
         ranks.append(hpd_ranks(batch.log_density, truth, mass).cpu())
         beyond.append(unresolved(batch.log_density, truth, mass, batch.partition, theta[batch.rows]).cpu())
@@ -357,7 +366,7 @@ def adaptive_ranks_one(task: Task, member, theta: np.ndarray, x: np.ndarray, dev
     ranks = []
     passes = posterior_pass(log_density, len(theta_t), task.lower, task.upper, spec, ensemble.rows, log_true, theta_true=theta_t, device=device)
     for batch in passes:
-        mass = log_masses(batch.log_density, batch.partition).exp()
+        mass = batch.log_masses().exp()
         ranks.append(hpd_ranks(batch.log_density, log_true[:, batch.rows].double(), mass))
     return torch.cat(ranks, dim=1).cpu()
 
@@ -385,9 +394,9 @@ def best_seconds(fn, repeats: int, device: str) -> float:
     return best
 
 
-def bench_timing(model: Model, device: str, repeats: int, spec: Refinement) -> float:
-    """Pairs per second of one member's ranks: adaptive, bnre uniform 90², lampe 90²;
-    prints them and returns adaptive over lampe."""
+def bench_timing(model: Model, device: str, repeats: int, spec: Refinement, quarter_spec: Refinement) -> float:
+    """Pairs per second of one member's ranks: adaptive (``spec``, and ``quarter_spec``'s
+    smaller budget), bnre uniform 90², lampe 90²; prints them and returns ``spec``'s over lampe's."""
     from lampe.diagnostics import expected_coverage_ni
 
     task, member = model.task, model.members[0].to(device)
@@ -412,6 +421,7 @@ def bench_timing(model: Model, device: str, repeats: int, spec: Refinement) -> f
     coverage_ranks(task, [member], theta[:2], x[:2], BINS, device)
     lampe_s = best_seconds(run_lampe, repeats, device)
     adaptive_s = best_seconds(lambda: adaptive_ranks_one(task, member, theta, x, device, spec), repeats, device)
+    quarter_s = best_seconds(lambda: adaptive_ranks_one(task, member, theta, x, device, quarter_spec), repeats, device)
     uniform_s = best_seconds(lambda: coverage_ranks(task, [member], theta, x, BINS, device), repeats, device)
     hidden = [m.out_features for m in member.head if isinstance(m, nn.Linear)][:-1]
     print(f"  one member, {n} pairs, head MLP {hidden} (lampe's NRE of that architecture, weights "
@@ -419,6 +429,8 @@ def bench_timing(model: Model, device: str, repeats: int, spec: Refinement) -> f
     print(f"    lampe expected_coverage_ni 90^2   {n / lampe_s:8.1f} pairs/s")
     print(f"    bnre uniform 90^2 coverage_ranks  {n / uniform_s:8.1f} pairs/s ({lampe_s / uniform_s:.2f}x lampe)")
     print(f"    bnre adaptive ranks               {n / adaptive_s:8.1f} pairs/s ({lampe_s / adaptive_s:.2f}x lampe)")
+    print(f"    bnre adaptive ranks, {quarter_spec.budget(task.theta_dim):>5} cells   {n / quarter_s:8.1f} pairs/s "
+          f"({lampe_s / quarter_s:.2f}x lampe)")
     return lampe_s / adaptive_s
 
 
@@ -455,19 +467,37 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
         print(f"{model.label}: {len(model.members)} members + ensemble, {n} pairs; reference {ref_bins}^{dim} = "
               f"{ref_bins**dim:,} cells per pair")
         start = time.perf_counter()
-        reference, reference_beyond = reference_ranks(log_density, log_true, theta_t, task, ref_bins, device)
+        cache = None
+        if args.reference_cache and model.key:
+            cache = Path(args.reference_cache) / f"{model.key}_{ref_bins}.pt"
+        if cache is not None and cache.exists():
+            reference, reference_beyond, coarser = torch.load(cache).values()
+            print(f"  reference ranks read from {cache}")
+        else:
+            reference, reference_beyond = reference_ranks(log_density, log_true, theta_t, task, ref_bins, device)
+            # the reference's own error: against the grid of half its bins (for an error of
+            # first order in the cell width, about twice the reference's)
+            coarser, _ = reference_ranks(log_density, log_true, theta_t, task, ref_bins // 2, device)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"reference": reference, "beyond": reference_beyond, "coarser": coarser}, cache.with_suffix(".tmp"))
+                cache.with_suffix(".tmp").replace(cache)
         reference_s = time.perf_counter() - start
-        # the reference's own error: against the grid of half its bins (for an error of
-        # first order in the cell width, about twice the reference's)
-        coarser, _ = reference_ranks(log_density, log_true, theta_t, task, ref_bins // 2, device)
         self_error = (coarser - reference).abs().double()
         start = time.perf_counter()
         adaptive, adaptive_beyond, evaluations, leaves = grid_ranks_on(log_density, log_true, theta_t, task, spec, ensemble.rows, device)
         adaptive_s = time.perf_counter() - start
         start = time.perf_counter()
+        quarter_spec = Refinement(cells=spec.budget(dim) // 4)
+        quarter, quarter_beyond, quarter_evaluations, _ = grid_ranks_on(
+            log_density, log_true, theta_t, task, quarter_spec, ensemble.rows, device
+        )
+        quarter_s = time.perf_counter() - start
+        start = time.perf_counter()
         uniform, uniform_beyond, _, _ = grid_ranks_on(log_density, log_true, theta_t, task, UniformGrid(bins), ensemble.rows, device)
         uniform_s = time.perf_counter() - start
         error = (adaptive - reference).abs().double()
+        error_quarter = (quarter - reference).abs().double()
         error_uniform = (uniform - reference).abs().double()
         resolved = ~reference_beyond
         cells = bins**dim
@@ -480,6 +510,7 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
               f"(errors below about half of it are beyond the reference)")
         for name, err, beyond, ranks, seconds in (
             (f"adaptive {spec.coarse(dim)}^{dim}->{spec.budget(dim)}", error, adaptive_beyond, adaptive, adaptive_s),
+            (f"adaptive {quarter_spec.coarse(dim)}^{dim}->{quarter_spec.budget(dim)}", error_quarter, quarter_beyond, quarter, quarter_s),
             (f"uniform {bins}^{dim}", error_uniform, uniform_beyond, uniform, uniform_s),
         ):
             kept = float(err[resolved].max()) if bool(resolved.any()) else float("nan")
@@ -487,7 +518,8 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
                   f"(max where the reference resolves {kept:.2e}); unresolved {float(beyond.double().mean()):.1%}; "
                   f"ranks exactly 0 {float((ranks == 0).double().mean()):.1%}; {seconds:.1f} s")
         print(f"  evaluations per pair: adaptive mean {evaluations.mean():.0f} (min {evaluations.min():.0f}, "
-              f"max {evaluations.max():.0f}; cells of its partition {leaves.mean():.0f}) against uniform {cells}: {ratio:.3f}x")
+              f"max {evaluations.max():.0f}; cells of its partition {leaves.mean():.0f}) against uniform {cells}: {ratio:.3f}x; "
+              f"at a quarter of the budget {quarter_evaluations.mean():.0f} ({quarter_evaluations.mean() / cells:.3f}x)")
         row, pair = np.unravel_index(int(error.argmax()), error.shape)
         names = ensemble.names
         print(f"  worst adaptive pair: row {names[row]}, pair {pair}, theta {np.round(model.theta[pair], 4).tolist()}: "
@@ -501,7 +533,7 @@ def bench_adaptive(models: list[Model], args, device: str) -> str:
         ratios.append(ratio)
         fractions.append(fraction)
         if model.task_name == "slcp":
-            speedups.append(bench_timing(model, device, args.repeats, spec))
+            speedups.append(bench_timing(model, device, args.repeats, spec, quarter_spec))
         if device == "cuda" or args.evaluate:
             bench_evaluate(model, device, spec)
     speedup = f"{min(speedups):.2f}" if speedups else "nan"
@@ -521,6 +553,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[256] * 6)
     parser.add_argument("--tasks", nargs="+", default=["slcp", "mg1"])
     parser.add_argument("--reference-factor", type=int, default=8)
+    parser.add_argument("--reference-cache", default=None, help="folder to keep the references of --models in, keyed by the model file and pairs")
     parser.add_argument("--models", nargs="+", default=None, help="model files models/{task}/{method}/{budget}.pt")
     parser.add_argument("--test", nargs="+", default=[], help="test pairs of the model files: one, or one per model")
     parser.add_argument("--repeats", type=int, default=2)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import binom, kstest, norm
 
-from bnre.adaptive import Refinement, adaptive_pass, refine
+from bnre.adaptive import CORRECTION_BOUND, Refinement, adaptive_pass, mass_correction, refine
 from bnre.diagnostics import evaluate_exact, exact_log_posterior
 from bnre.grids import UniformGrid, posterior_pass
 from bnre.partition import hpd_ranks, log_masses, log_normaliser
@@ -171,3 +171,55 @@ def test_a_mode_whose_peak_lies_in_a_cell_that_reads_low_is_found():
     batch = refine(log_density, slice(0, 1), [-1, -1], [1, 1], Refinement(cells=2048), log_true, theta_true=theta)
     log_z = float(log_normaliser(batch.log_density, batch.partition)[0, 0])
     assert log_z == pytest.approx(math.log(z), abs=0.02), log_z - math.log(z)
+
+
+@pytest.mark.parametrize("slope, bend", [(0.0, -0.8), (1.2, 0.0), (-0.9, 0.5), (0.4, -0.3)])
+def test_the_mass_correction_is_the_log_integral_of_a_quadratic_to_fourth_order(slope, bend):
+    """l(t) = g t + h t^2 / 2 across |t| <= w / 2: the correction from l(-w), l(0), l(w) is
+    log(integral of e^l / w) up to O(w^4): halving w divides its error by about 16."""
+
+    def error(w):
+        t = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000 * w - w / 2
+        exact = float(torch.logsumexp(slope * t + bend * t**2 / 2, 0) - math.log(len(t)))
+        values = [slope * s * w + bend * (s * w) ** 2 / 2 for s in (-1, 0, 1)]
+        below, centre, above = (torch.tensor(v, dtype=torch.float64) for v in values)
+        return abs(float(mass_correction(below, centre, above)) - exact)
+
+    assert error(1.0) < 2e-3
+    assert error(0.5) < error(1.0) / 10
+
+
+def test_the_mass_correction_is_bounded_and_zero_where_a_value_is_missing():
+    below, centre, above = torch.tensor([0.0, float("nan"), -40.0]), torch.tensor([0.0, 0.0, 0.0]), torch.tensor([30.0, 1.0, -40.0])
+    correction = mass_correction(below, centre, above)
+    assert correction.tolist() == [CORRECTION_BOUND, 0.0, -CORRECTION_BOUND]
+
+
+def test_the_mass_correction_takes_the_midpoint_bias_out_of_a_broad_posterior():
+    """A Gaussian of sd 0.2 on [-1, 1]^2 at 1,600 evaluations: with the correction, log Z and
+    the ranks are far closer to their closed forms than the midpoint rule's (whose mass
+    near the peak is too high, so its ranks are too high on average)."""
+    sigma, n = 0.2, 48
+    rng = np.random.default_rng(1)
+    centre = torch.as_tensor(rng.uniform(-0.3, 0.3, size=(n, 2)))
+    distance = torch.as_tensor(rng.uniform(0.2, 2.5, size=n))
+    angle = torch.as_tensor(rng.uniform(0, 2 * np.pi, size=n))
+    theta = centre + sigma * distance[:, None] * torch.stack([angle.cos(), angle.sin()], -1)
+
+    def log_density(q, rows):
+        return (-0.5 * ((q - centre[rows, None]) / sigma) ** 2).sum(-1)[None]
+
+    log_true = -0.5 * distance[None] ** 2
+    batch = refine(log_density, slice(0, n), [-1, -1], [1, 1], Refinement(cells=1600), log_true, theta_true=theta)
+    inside = [math.prod(norm.cdf((1 - c) / sigma) - norm.cdf((-1 - c) / sigma) for c in row) for row in centre.tolist()]
+    log_z = np.log(2 * math.pi * sigma**2 * np.asarray(inside))
+    rank = 1 - np.exp(-0.5 * distance.numpy() ** 2)  # every HPD region lies well inside the box
+    errors = {}
+    for label, correction in (("midpoint", None), ("corrected", batch.log_mass_correction)):
+        mass = log_masses(batch.log_density, batch.partition, correction).exp()
+        z_error = np.abs(log_normaliser(batch.log_density, batch.partition, correction)[0].numpy() - log_z).max()
+        rank_error = hpd_ranks(batch.log_density, log_true, mass)[0].numpy() - rank
+        errors[label] = z_error, abs(rank_error.mean()), np.abs(rank_error).mean()
+    (z_mid, bias_mid, rank_mid), (z_corr, bias_corr, rank_corr) = errors["midpoint"], errors["corrected"]
+    assert z_corr < z_mid / 10 and z_corr < 2e-3, errors
+    assert bias_corr < bias_mid / 5 and rank_corr < rank_mid / 3, errors

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .adaptive import Refinement, adaptive_pass
 from .coverage import grid, grid_pass
-from .partition import Partition, regular_partition
+from .partition import Partition, log_masses, log_normaliser, regular_partition
 
 #: The evaluation grids.
 GRIDS = ("adaptive", "uniform")
@@ -49,13 +49,24 @@ LogDensity = Callable[[Tensor, slice], Tensor]
 @dataclass
 class PosteriorBatch:
     """Observations ``rows`` on their ``partition``: the estimators' log density (E, n, G)
-    and the exact posterior's (1, n, G) or None, float64; ``evaluations`` per observation."""
+    and the exact posterior's (1, n, G) or None, float64; ``evaluations`` per observation;
+    the estimators' log-mass correction (E, n, G) on the adaptive grid, None on the uniform
+    one (:func:`bnre.partition.log_contents`)."""
 
     rows: slice
     partition: Partition
     log_density: Tensor
     log_exact: Tensor | None
     evaluations: int
+    log_mass_correction: Tensor | None = None
+
+    def log_masses(self) -> Tensor:
+        """The estimators' normalised log cell masses (E, n, G)."""
+        return log_masses(self.log_density, self.partition, self.log_mass_correction)
+
+    def log_normaliser(self) -> Tensor:
+        r"""The estimators' :math:`\log Z` (E, n)."""
+        return log_normaliser(self.log_density, self.partition, self.log_mass_correction)
 
 
 def describe(spec: GridSpec, dim: int) -> str:
@@ -105,4 +116,4 @@ def posterior_pass(
 
     for batch in adaptive_pass(estimators, n, lower, upper, spec, log_true, rows, device, theta_true):
         log_exact = None if exact is None else exact(batch.partition.centre, batch.rows).double()
-        yield PosteriorBatch(batch.rows, batch.partition, batch.log_density, log_exact, batch.evaluations)
+        yield PosteriorBatch(batch.rows, batch.partition, batch.log_density, log_exact, batch.evaluations, batch.log_mass_correction)

@@ -46,7 +46,7 @@ from .flows import PosteriorEstimator
 from .grids import GridSpec, UniformGrid, posterior_pass
 from .mcmc import metropolis
 from .nn import ConditionalEstimator
-from .partition import log_masses, log_normaliser, marginal_quantiles, sample
+from .partition import marginal_quantiles, sample
 from .tasks import Task
 
 #: Up to this many parameters the posterior is the grid's; beyond, MCMC's.
@@ -189,7 +189,7 @@ def _grid_posterior(
     posterior of ``log_density`` (one row) on ``spec``'s partition of each observation."""
     draws, quantiles = [], []
     for batch in posterior_pass(log_density, n, task.lower, task.upper, spec, grid_rows(device), device=device, dtype=dtype):
-        mass = log_masses(batch.log_density, batch.partition).exp()
+        mass = batch.log_masses().exp()
         draws.append(sample(mass, batch.partition, samples, generator)[0])
         quantiles.append(marginal_quantiles(mass, batch.partition, probabilities)[0])
     return torch.cat(draws).cpu().numpy(), torch.cat(quantiles).cpu().numpy()
@@ -383,13 +383,13 @@ def posterior_view(
         names.append("exact")
     joint = _joint(list(estimators.values()), exact)
     (batch,) = list(posterior_pass(joint, 1, task.lower, task.upper, spec, grid_rows(device), device=device, dtype=torch.float64))
-    mass = log_masses(batch.log_density, batch.partition).exp()
+    mass = batch.log_masses().exp()
     spans = list(marginal_quantiles(mass, batch.partition, np.asarray(WINDOW_QUANTILES))[:, 0].cpu().numpy())
     if theta_true is not None:
         truth = np.asarray(theta_true, np.float64)
         spans.append(np.stack([truth, truth], axis=-1))
     lower, upper = plot_window(spans, task.lower, task.upper)
-    log_z = log_normaliser(batch.log_density, batch.partition)[:, 0]
+    log_z = batch.log_normaliser()[:, 0]
     densities = raster(joint, log_z, lower, upper, min(task.theta_dim, 2), points, device)
     return PosteriorView(lower, upper, dict(zip(names, densities)))
 

@@ -8,8 +8,10 @@ the unnormalised log density :math:`l_c` at the cell centres, one row per estima
 
 .. math:: m_c = \frac{e^{l_c} V_c}{\sum_{c'} e^{l_{c'}} V_{c'}}, \qquad V_c = \prod_d w_{c,d},
 
-spread uniformly over the cell. Every function below is exact for that density, whatever
-the cells' volumes: the normaliser :math:`\log Z = \log \sum_c e^{l_c} V_c`, the HPD rank
+spread uniformly over the cell; an optional per-cell log-mass correction
+:math:`\delta_c` (the adaptive grid's second-order term for the density's variation
+across the cell) multiplies :math:`e^{l_c} V_c` by :math:`e^{\delta_c}`. Every function
+below is exact for that density, whatever the cells' volumes: the normaliser :math:`\log Z = \log \sum_c e^{l_c} V_c`, the HPD rank
 (the mass of the cells strictly denser than :math:`\theta^*`), HPD region sizes, moments,
 marginal CDFs and marginal densities (a sweep over the cells' edges), exact draws, and
 the resolution of a rank.
@@ -56,14 +58,22 @@ def regular_partition(lower: np.ndarray, upper: np.ndarray, bins: int, device: t
     return Partition(centre, torch.as_tensor(width, device=device).expand_as(centre))
 
 
-def log_masses(log_density: Tensor, partition: Partition) -> Tensor:
-    r"""Normalised log cell masses :math:`\log m_c`, (E, n, G), float64."""
-    return torch.log_softmax(log_density.double() + partition.log_volume, dim=-1)
+def log_contents(log_density: Tensor, partition: Partition, correction: Tensor | None = None) -> Tensor:
+    r"""Unnormalised log cell masses :math:`l_c + \log V_c + \delta_c`, (E, n, G), float64,
+    where :math:`\delta_c` is an optional log-mass ``correction`` (E, n, G) for the density's
+    variation across the cell (:func:`bnre.adaptive.mass_correction`); 0 without it."""
+    content = log_density.double() + partition.log_volume
+    return content if correction is None else content + correction
 
 
-def log_normaliser(log_density: Tensor, partition: Partition) -> Tensor:
-    r""":math:`\log Z = \log \sum_c e^{l_c} V_c`, (E, n)."""
-    return torch.logsumexp(log_density.double() + partition.log_volume, dim=-1)
+def log_masses(log_density: Tensor, partition: Partition, correction: Tensor | None = None) -> Tensor:
+    r"""Normalised log cell masses :math:`\log m_c`, (E, n, G), float64 (see :func:`log_contents`)."""
+    return torch.log_softmax(log_contents(log_density, partition, correction), dim=-1)
+
+
+def log_normaliser(log_density: Tensor, partition: Partition, correction: Tensor | None = None) -> Tensor:
+    r""":math:`\log Z = \log \sum_c e^{l_c + \delta_c} V_c`, (E, n) (see :func:`log_contents`)."""
+    return torch.logsumexp(log_contents(log_density, partition, correction), dim=-1)
 
 
 def hpd_ranks(log_density: Tensor, log_true: Tensor, mass: Tensor) -> Tensor:

@@ -46,7 +46,7 @@ def main(model: str, test: str, pairs: int, draws: int, budgets: list[int]) -> N
     log_true = log_density(theta[:, None].double(), slice(0, pairs))[..., 0]
     for cells in budgets:
         batch = refine(log_density, slice(0, pairs), lower, upper, Refinement(cells=cells), log_true, theta_true=theta)
-        log_z = log_normaliser(batch.log_density, batch.partition)[0].numpy()
+        log_z = log_normaliser(batch.log_density, batch.partition, batch.log_mass_correction)[0].numpy()
         error = log_z - log_inside
         print(f"{cells:>8} evaluations: log Z - log P(inside) mean {error.mean():+.4f}, largest |.| {np.abs(error).max():.4f}")
 

@@ -35,6 +35,6 @@ def uniform_logz(bins, chunk=2**21):
         out.append(tot + lv)
     return torch.stack(out)
 ref = uniform_logz(ref_bins); uni = uniform_logz(90)
-ada = torch.cat([log_normaliser(b.log_density, b.partition)[0] for b in adaptive_pass(ld, N, task.lower, task.upper, Refinement(), lt[None], theta_true=theta)])
+ada = torch.cat([log_normaliser(b.log_density, b.partition, b.log_mass_correction)[0] for b in adaptive_pass(ld, N, task.lower, task.upper, Refinement(), lt[None], theta_true=theta)])
 for k, v in (("uniform 90", uni), ("adaptive", ada)):
     print(f"{name} {k}: mean log posterior {float((lt - v).mean()):.4f} (reference {ref_bins}: {float((lt - ref).mean()):.4f}); |log Z - ref| max {float((v - ref).abs().max()):.3f} mean {float((v - ref).abs().mean()):.4f}")
