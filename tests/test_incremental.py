@@ -187,17 +187,45 @@ ALL_MODELS = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets
 EVERYTHING = {**per_task(CONFIG, len(CONFIG["tasks"])), **EXACT, **DOWNSTREAM, **MODEL_FIGURES}
 
 
-def changed_copy(tmp_path, *modules):
-    """A copy of the checkout (its code only) with a comment appended to ``modules``."""
+def code_copy(tmp_path):
+    """A copy of the checkout, its code only."""
     copy = tmp_path / "repo"
     shutil.copytree(
         ROOT, copy,
         ignore=shutil.ignore_patterns(".git", ".snakemake", "data", "models", "results", "figures", "logs", "__pycache__"),
     )
+    return copy
+
+
+def changed_copy(tmp_path, *modules):
+    """A copy of the checkout (its code only) with a statement appended to ``modules``."""
+    copy = code_copy(tmp_path)
     for module in modules:
         with open(copy / "src" / "bnre" / module, "a") as f:
-            f.write("\n# a change\n")
+            f.write("\n_a_change = 1\n")
     return copy
+
+
+def test_comments_docstrings_and_layout_of_every_module_rerun_nothing(tiny_workflow, tmp_path):
+    copy = code_copy(tmp_path)
+    modules = sorted((copy / "src" / "bnre").rglob("*.py"))
+    for path in modules:
+        text = path.read_text()
+        docstring = re.match(r'(r?""")', text)  # the module's docstring, edited; else one added
+        text = text.replace(docstring.group(1), docstring.group(1) + "Edited. ", 1) if docstring else '"""Added."""\n' + text
+        path.write_text("# a comment\n" + text.replace("\n\n\n", "\n\n\n\n") + "\n# the end\n")
+    assert len(modules) > 40
+    assert planned(tiny_workflow, snakefile=copy / "Snakefile") == []
+
+
+def test_an_edit_to_one_command_of_the_cli_reruns_that_command_s_jobs_only(tiny_workflow, tmp_path):
+    copy = code_copy(tmp_path)
+    cli = copy / "src" / "bnre" / "cli.py"
+    text = cli.read_text()
+    cli.write_text(text.replace('"--formats", nargs="+", default=["png", "pdf"])\n    s.set_defaults(run=cmd_figures)',
+                                '"--formats", nargs="+", default=["png", "pdf", "svg"])\n    s.set_defaults(run=cmd_figures)'))
+    assert cli.read_text() != text
+    assert counts(planned(tiny_workflow, snakefile=copy / "Snakefile")) == {"figures": 1, "all": 1}
 
 
 @pytest.mark.parametrize(
@@ -215,6 +243,8 @@ def changed_copy(tmp_path, *modules):
          set(CONFIG["tasks"])),
         # figure code: the figures only
         ("figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}, set(CONFIG["tasks"])),
+        # training code: every training and what reads the models, no simulation
+        ("trainer.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),
         # shared network code (the ratio estimator and the losses it is built from): every
         # training of every task and what reads the models, but no simulation
         ("nn.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),

@@ -218,7 +218,7 @@ def test_a_change_to_one_module_changes_exactly_the_hashes_of_the_jobs_that_run_
     assert hashes(package) == before  # stable for unchanged code
     assert len(set(before.values())) > 1
     path = package / changed
-    path.write_text(path.read_text() + "\n# edited\n")
+    path.write_text(path.read_text() + "\n_edited = 1\n")
     after = hashes(package)
     module = "bnre." + changed.removesuffix(".py").replace("/", ".")
     for command, task in CASES:
@@ -226,6 +226,26 @@ def test_a_change_to_one_module_changes_exactly_the_hashes_of_the_jobs_that_run_
         assert (after[command, task] != before[command, task]) == runs, (command, task, module)
     if changed == "unused.py":
         assert after == before
+
+
+def test_comments_docstrings_and_layout_change_no_hash(package):
+    before = hashes(package)
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        path.write_text('"""A docstring added."""\n# a comment\n\n\n' + text.replace("\n\n", "\n\n\n") + "\n# the end\n")
+    cli = package / "cli.py"
+    cli.write_text(cli.read_text().replace("def helper():", 'def helper():\n    """What it does."""  # and why'))
+    assert hashes(package) == before
+
+
+@pytest.mark.parametrize("function, commands", [("cmd_train", {"train"}), ("helper", {"simulate"}), ("parser", None)])
+def test_an_edit_to_the_cli_changes_the_hashes_of_the_commands_that_run_that_part(package, function, commands):
+    before = hashes(package)
+    cli = package / "cli.py"
+    cli.write_text(cli.read_text().replace(f"def {function}(", f"def {function}(*_edited, ", 1).replace(", )", ")"))
+    after = hashes(package)
+    changed = {command for (command, _), value in after.items() if value != before[command, _]}
+    assert changed == (commands or set(EXPECTED))
 
 
 def test_hash_covers_the_set_of_modules_not_only_their_text(package):

@@ -392,32 +392,34 @@ def warn_unresolved(metrics, keys: dict, threshold: float = 0.01) -> None:
         )
 
 
-def parser() -> argparse.ArgumentParser:
-    SPLITS = LazyChoices(".simulate", "SPLITS")
-    METHODS = LazyChoices(".methods", "METHODS")
-    one_of = "one of: %(choices)s"
+ONE_OF = "one of: %(choices)s"
 
-    p = argparse.ArgumentParser(prog="bnre", description=__doc__)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS")
-    sub = p.add_subparsers(dest="command", required=True)
 
+def args_simulate(sub) -> None:
+    """The arguments of ``bnre simulate``."""
     s = sub.add_parser("simulate", help="simulate one block of pairs into HDF5")
     s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
-    s.add_argument("--split", required=True, choices=SPLITS, metavar="SPLIT", help=one_of)
+    s.add_argument("--split", required=True, choices=LazyChoices(".simulate", "SPLITS"), metavar="SPLIT", help=ONE_OF)
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--start", type=int, required=True)
     s.add_argument("--stop", type=int, required=True)
     s.add_argument("--output", required=True)
     s.set_defaults(run=cmd_simulate)
 
+
+def args_merge(sub) -> None:
+    """The arguments of ``bnre merge``."""
     s = sub.add_parser("merge", help="merge contiguous block files")
     s.add_argument("--output", required=True)
     s.add_argument("blocks", nargs="+")
     s.set_defaults(run=cmd_merge)
 
+
+def args_train(sub) -> None:
+    """The arguments of ``bnre train``."""
     s = sub.add_parser("train", help="train the members of one ensemble")
     s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
-    s.add_argument("--method", required=True, choices=METHODS, metavar="METHOD", help=one_of)
+    s.add_argument("--method", required=True, choices=LazyChoices(".methods", "METHODS"), metavar="METHOD", help=ONE_OF)
     s.add_argument("--budget", type=int, required=True)
     s.add_argument("--train", required=True)
     s.add_argument("--val", required=True)
@@ -429,6 +431,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--memory-limit-mb", type=float, help="largest x held in memory before streaming (overrides --options)")
     s.set_defaults(run=cmd_train)
 
+
+def args_evaluate(sub) -> None:
+    """The arguments of ``bnre evaluate``."""
     s = sub.add_parser("evaluate", help="coverage, log posterior and balancing of a model file")
     s.add_argument("--model", required=True)
     s.add_argument("--task", metavar="TASK", help="the model's task: refuse a model of another one (" + TASK_HELP + ")")
@@ -453,6 +458,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--precision-tolerance", type=float, default=1e-4, help="bound on each rank's error in bf16")
     s.set_defaults(run=cmd_evaluate)
 
+
+def args_evaluate_exact(sub) -> None:
+    """The arguments of ``bnre evaluate-exact``."""
     s = sub.add_parser("evaluate-exact", help="the same diagnostics for the exact posterior of a tractable task")
     s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
     s.add_argument("--test", required=True)
@@ -466,11 +474,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     s.set_defaults(run=cmd_evaluate_exact)
 
+
+def args_aggregate(sub) -> None:
+    """The arguments of ``bnre aggregate``."""
     s = sub.add_parser("aggregate", help="concatenate tidy tables")
     s.add_argument("--output", required=True)
     s.add_argument("tables", nargs="+")
     s.set_defaults(run=cmd_aggregate)
 
+
+def args_figures(sub) -> None:
+    """The arguments of ``bnre figures``."""
     s = sub.add_parser("figures", help="draw the result figures")
     s.add_argument("--summary", required=True)
     s.add_argument("--coverage", required=True)
@@ -479,12 +493,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.set_defaults(run=cmd_figures)
 
+
+def args_training_figures(sub) -> None:
+    """The arguments of ``bnre training-figures``."""
     s = sub.add_parser("training-figures", help="draw validation-loss curves from training histories")
     s.add_argument("--outdir", required=True)
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.add_argument("histories", nargs="+", help="models/{task}/{method}/{budget}.history.csv files")
     s.set_defaults(run=cmd_training_figures)
 
+
+def args_posterior_figure(sub) -> None:
+    """The arguments of ``bnre posterior-figure``."""
     s = sub.add_parser("posterior-figure", help="posterior of one test observation, per model file (and the exact one)")
     s.add_argument("--test", required=True)
     s.add_argument("--pair", type=int, default=0)
@@ -495,6 +515,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
     s.set_defaults(run=cmd_posterior_figure)
 
+
+def args_infer(sub) -> None:
+    """The arguments of ``bnre infer``."""
     s = sub.add_parser("infer", help="posterior draws and credible intervals of observed data, per model file")
     s.add_argument("--model", required=True, nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
     s.add_argument("--observation", required=True, help=".npy, .csv (one flattened observation per row) or HDF5 with x")
@@ -509,13 +532,39 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--formats", nargs="+", default=["png", "pdf"])
     s.set_defaults(run=cmd_infer)
 
+
+def args_tasks(sub) -> None:
+    """The arguments of ``bnre tasks``."""
     s = sub.add_parser("tasks", help="list the tasks, or load and check the given ones (JSON)")
     s.add_argument("sources", nargs="*", metavar="TASK", help=TASK_HELP)
     s.set_defaults(run=cmd_tasks)
 
+
+def args_tables(sub) -> None:
+    """The arguments of ``bnre tables``."""
     s = sub.add_parser("tables", help="markdown tables of results/summary.csv")
     s.add_argument("summary")
     s.set_defaults(run=cmd_tables)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: each command's arguments come from its ``args_*`` function, so that
+    a job's code hash (:mod:`bnre.sourcegraph`) counts its own command's only."""
+    p = argparse.ArgumentParser(prog="bnre", description=__doc__)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS")
+    sub = p.add_subparsers(dest="command", required=True)
+    args_simulate(sub)
+    args_merge(sub)
+    args_train(sub)
+    args_evaluate(sub)
+    args_evaluate_exact(sub)
+    args_aggregate(sub)
+    args_figures(sub)
+    args_training_figures(sub)
+    args_posterior_figure(sub)
+    args_infer(sub)
+    args_tasks(sub)
+    args_tables(sub)
     return p
 
 

@@ -2,16 +2,19 @@
 
 The workflow uses it to re-run exactly the jobs whose code changed (Snakemake only
 tracks a rule's own shell command): each rule declares, as a parameter, the hash of the
-package modules that its ``python -m bnre <command>`` runs, restricted to the job's task.
+code of the package modules that its ``python -m bnre <command>`` runs, restricted to the
+job's task. The code is each module's syntax tree without docstrings, so that comments,
+docstrings and layout re-run nothing; of the CLI module, only the parts the command runs.
 The tests use it to check that every rule's conda environment provides the third-party
 packages those modules import.
 
 Conventions the analysis relies on (``bnre.cli`` follows them):
 
-* :mod:`bnre.cli` runs command ``x-y`` through its function ``cmd_x_y``: a command runs
-  the imports at the CLI module's level and those inside the functions and classes that
-  ``main`` and ``cmd_x_y`` reach by name (other ``cmd_*`` functions excluded), so what
-  ``main`` and ``parser`` reach must stay light;
+* :mod:`bnre.cli` runs command ``x-y`` through its function ``cmd_x_y``, and adds its
+  arguments in ``args_x_y``: a command runs the CLI module's top-level statements and the
+  functions and classes that they, ``main``, ``cmd_x_y`` and ``args_x_y`` reach by name
+  (other commands' ``cmd_*`` and ``args_*`` excluded), and their imports, so what ``main``
+  and ``parser`` reach must stay light;
 * an import inside ``try: ... except ImportError`` is optional and not counted;
 * a module under :mod:`bnre.tasks` that defines a class with a literal ``name = "..."``
   attribute implements that task: a job of task ``t`` depends on the task modules of
@@ -123,6 +126,14 @@ def _function(command: str) -> str:
     return "cmd_" + command.replace("-", "_")
 
 
+def _arguments(command: str) -> str:
+    return "args_" + command.replace("-", "_")
+
+
+#: Prefixes of the CLI's per-command functions: ``cmd_x_y`` runs ``x-y``, ``args_x_y`` adds its arguments.
+_COMMAND_PARTS = ("cmd_", "args_")
+
+
 @dataclass
 class Graph:
     root: Path
@@ -172,14 +183,14 @@ class Graph:
         references = self.modules[CLI].references
         if command is None:
             return {None, *references}
-        start = _function(command)
-        seen, stack = set(), ["main", start]
+        own = {_function(command), _arguments(command)}
+        seen, stack = set(), ["main", *own]
         while stack:
             name = stack.pop()
             if name in seen or name not in references:
                 continue
             seen.add(name)
-            stack += [r for r in references[name] if not r.startswith("cmd_") or r == start]
+            stack += [r for r in references[name] if not r.startswith(_COMMAND_PARTS) or r in own]
         return {None, *seen}
 
     def task_modules(self) -> dict[str, set[str]]:
@@ -245,12 +256,35 @@ class Graph:
                     names |= targets
         return names
 
-    def digest(self, modules: Iterable[str]) -> str:
+    def digest(self, modules: Iterable[str], commands: Iterable[str] | None = None) -> str:
+        """Hash of the code of ``modules``: each module's syntax tree without docstrings
+        (comments, docstrings and layout do not count); of the CLI module, only the parts
+        that ``commands`` run (all of it if None)."""
+        scopes = None if commands is None else set().union(*(self.cli_scopes(c) for c in commands))
         h = hashlib.sha256()
         for name in sorted(modules):
             h.update(name.encode() + b"\0")
-            h.update(self.modules[name].path.read_bytes() + b"\0")
+            h.update(_code_text(self.modules[name].path, scopes if name == CLI else None).encode() + b"\0")
         return h.hexdigest()[:16]
+
+
+def _code_text(path: Path, scopes: set[str | None] | None = None) -> str:
+    """The module's code as text: its syntax tree without docstrings (no line numbers);
+    given ``scopes``, without the top-level functions and classes not named there."""
+    tree = _without_docstrings(ast.parse(path.read_bytes(), filename=str(path)))
+    if scopes is not None:
+        definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        top = {node.name: node for node in tree.body if isinstance(node, definitions)}
+        # the scopes, and what the module's top-level statements use
+        kept = {name for name in scopes if name is not None}
+        stack = [name for node in tree.body if not isinstance(node, definitions) for name in _names(node)]
+        while stack:
+            name = stack.pop()
+            if name in top and name not in kept:
+                kept.add(name)
+                stack += _names(top[name])
+        tree.body = [node for node in tree.body if not isinstance(node, definitions) or node.name in kept]
+    return ast.dump(tree)
 
 
 def _is_stdlib(top: str) -> bool:
@@ -288,10 +322,12 @@ def _cached_graph(root: str) -> Graph:
 
 
 def code_hash(commands: Iterable[str], task: str | None = None, root: str | Path = PACKAGE) -> str:
-    """Hash of the source of every package module the ``commands`` run for ``task``."""
+    """Hash of the code (:meth:`Graph.digest`) of every package module the ``commands``
+    run for ``task``, and of the part of the CLI they run."""
+    commands = list(commands)
     graph = _cached_graph(str(Path(root).resolve()))
     modules = set().union(*(graph.command_modules(c, task) for c in commands))
-    return graph.digest(modules)
+    return graph.digest(modules, commands)
 
 
 #: Methods of a task class that training and evaluation run but the simulator does not.
@@ -336,7 +372,7 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
             and isinstance(body[0].value, ast.Constant)
             and isinstance(body[0].value.value, str)
         ):
-            node.body = body[1:] or [ast.Pass()]
+            node.body = body[1:] or ([] if isinstance(node, ast.Module) else [ast.Pass()])
     return tree
 
 
@@ -378,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     graph = build_graph()
     for command in graph.commands():
         modules = graph.command_modules(command, args.task)
-        print(f"{command}: {graph.digest(modules)}")
+        print(f"{command}: {graph.digest(modules, [command])}")
         print(f"  modules: {', '.join(sorted(modules))}")
         print(f"  imports: {', '.join(sorted(graph.third_party(modules, command)))}")
 
