@@ -31,7 +31,7 @@ class TrainConfig:
     """Hyper-parameters of one ensemble; the defaults are the paper's."""
 
     method: str = "bnre"
-    lmbda: float = 100.0
+    lmbda: float = 50.0
     replicates: int = 5
     batch_size: int = 128
     epochs: int = 500
