@@ -345,6 +345,27 @@ def observation_files(config):
     return files
 
 
+def check_observations(observations):
+    """Read every observation file for its task in a subprocess (`python -m bnre tasks TASK
+    --observations ...`), so that a wrong shape or a NaN stops the run before any job, not
+    at the infer job after hours of simulation and training; skipped where the package's
+    dependencies are not installed next to Snakemake, as for the plugins."""
+    if not observations or importlib.util.find_spec("torch") is None:
+        return
+    for task, files in observations.items():
+        source = PLUGINS.get(task, (task,))[0]
+        done = subprocess.run(
+            [sys.executable, "-m", "bnre", "tasks", source, "--observations"]
+            + [str(path) for path in files.values()],
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            error = done.stderr.strip() or done.stdout.strip()
+            raise WorkflowError(f"config: observations.{task}: {error}")
+
+
 def task_source(wildcards):
     """What the jobs pass as --task: the name, or the plugin's `name=target`."""
     return PLUGINS.get(wildcards.task, (wildcards.task,))[0]
@@ -367,6 +388,7 @@ PLUGINS = task_plugins(config)
 check_task_overrides(config, PLUGINS)
 PLUGIN_TASKS = describe_plugins(PLUGINS)
 OBSERVATIONS = observation_files(config)
+check_observations(OBSERVATIONS)
 
 # Every file the rules pass between them, as a pattern defined once; `path` fills some
 # wildcards and leaves the others, e.g. path("split", split="test") -> data/{task}/test.h5.

@@ -192,6 +192,27 @@ def test_bad_config_is_refused_before_any_job(tmp_path, override, message):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (np.zeros((2, 3)), "do not match task 'gaussian', whose x has shape (2,)"),
+        (np.array([[0.0, 0.0], [0.0, np.nan], [np.inf, 1.0]]), "observation(s) [1, 2] hold NaN or infinite values"),
+    ],
+)
+def test_a_bad_observation_file_is_refused_before_any_job_naming_file_and_rows(tmp_path, content, message):
+    """Not only by the infer job, after every simulation and training has run."""
+    config = yaml.safe_load(TINY.read_text())
+    np.save(tmp_path / "observed.npy", content)
+    config["observations"] = {"gaussian": [str(tmp_path / "observed.npy")]}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", path, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "config: observations.gaussian:" in output and "observed.npy" in output and message in output
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_workflow):
     # the session's one local run of the tiny config (tests/conftest.py), shared with the

@@ -317,6 +317,14 @@ def cmd_tasks(args: argparse.Namespace) -> None:
         for name, point in sorted(entry_points().items()):
             log(f"{name} ({point.value}, installed)")
         return
+    if args.observations:
+        if len(args.sources) != 1:
+            raise ValueError("--observations checks the files of one task: give exactly one TASK")
+        from .infer import read_observations
+
+        task = get_task(args.sources[0])
+        for path in args.observations:
+            read_observations(path, task)  # refuses a wrong shape or non-finite values, naming file and rows
     described = []
     for source in args.sources:
         task = get_task(source)
@@ -537,6 +545,7 @@ def args_tasks(sub) -> None:
     """The arguments of ``bnre tasks``."""
     s = sub.add_parser("tasks", help="list the tasks, or load and check the given ones (JSON)")
     s.add_argument("sources", nargs="*", metavar="TASK", help=TASK_HELP)
+    s.add_argument("--observations", nargs="+", default=[], metavar="FILE", help="check observation files of the task (shape, finite values)")
     s.set_defaults(run=cmd_tasks)
 
 
