@@ -223,3 +223,15 @@ def test_the_mass_correction_takes_the_midpoint_bias_out_of_a_broad_posterior():
     (z_mid, bias_mid, rank_mid), (z_corr, bias_corr, rank_corr) = errors["midpoint"], errors["corrected"]
     assert z_corr < z_mid / 10 and z_corr < 2e-3, errors
     assert bias_corr < bias_mid / 5 and rank_corr < rank_mid / 3, errors
+
+
+def test_the_diagnostics_read_the_corrected_masses():
+    """Through evaluate_exact (posterior_pass, PosteriorBatch, grid_diagnostics): the exact
+    posterior's mean log posterior on a broad Gaussian at 1,600 evaluations matches its
+    closed form within 1.6e-3 nats; read with midpoint masses it is 3.2e-3 off."""
+    task = Gaussian(sigma=0.2)
+    theta, x = pairs(task, 64)
+    closed_form = float(task.log_posterior(torch.as_tensor(theta).double(), torch.as_tensor(x).double()).mean())
+    evaluation = evaluate_exact(task, theta, x, 90, grid_spec=Refinement(cells=1600))
+    metrics = dict(zip(evaluation.metrics.metric, evaluation.metrics.value))
+    assert abs(metrics["log_posterior"] - closed_form) < 1.6e-3
