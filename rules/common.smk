@@ -26,6 +26,25 @@ ROOT = Path(str(workflow.current_basedir)).parent
 SRC = ROOT / "src"
 
 
+def package_module(name):
+    """A standard-library-only module of the package, loaded from its file (nothing else of
+    the package is imported here: its dependencies may not be installed next to Snakemake).
+    """
+    spec = importlib.util.spec_from_file_location(
+        f"bnre_{name.replace('.', '_')}", SRC / "bnre" / f"{name.replace('.', '/')}.py"
+    )
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+# What the package and the workflow both know (bnre.registry): methods and their options,
+# built-in tasks, which are tractable, and the options that do not change a model.
+method_registry = package_module("registry.methods")
+task_registry = package_module("registry.tasks")
+
+
 def schema_at(root, schema):
     """The schema itself, with its local `$ref`s (`#/a/b`) followed."""
     while "$ref" in schema:
@@ -91,35 +110,14 @@ config.update(command_line_typed(config, CONFIG_SCHEMA, CONFIG_SCHEMA))
 validate(config, schema="../config/schema.yaml")
 
 
-# The methods of the package (bnre.methods.METHODS; a test keeps the schema's list equal).
-BASE_METHODS = ("nre", "bnre", "cnre", "bnre_c", "npe", "bnpe")
-
-# The training options that only some methods use (config keys; bnre.methods.Method.options,
-# which a test keeps equal): a variant of another method may not set them, and they are
-# left out of (or neutral in) the options of the methods that ignore them, so that changing
-# one re-runs only the methods that use it.
-_RATIO = {"nre", "bnre", "cnre", "bnre_c"}
-_BALANCED = {"bnre", "bnre_c", "bnpe"}
-_CONTRASTIVE = {"cnre", "bnre_c"}
-_FLOWS = {"npe", "bnpe"}
+BASE_METHODS = tuple(method_registry.METHODS)
+# The training options that only some methods use -> the methods that use them: a variant
+# of another method may not set them, and they are left out of (or neutral in) the options
+# of the methods that ignore them, so that changing one re-runs only the methods using it.
 METHOD_OPTIONS = {
-    "lambda": _BALANCED,
-    "lambda_warmup": _BALANCED,
-    "penalty": _BALANCED,
-    "bce": {"nre", "bnre"},
-    "marginals": {"nre", "bnre", "bnpe"},
-    "hidden": _RATIO,
-    "activation": _RATIO,
-    "gamma": _CONTRASTIVE,
-    "cardinality": _CONTRASTIVE,
-    "flow": _FLOWS,
-    "flow_transforms": _FLOWS,
-    "flow_hidden": _FLOWS,
-    "flow_bins": _FLOWS,
+    key: {name for name, m in method_registry.METHODS.items() if key in m.options}
+    for key in sorted(method_registry.METHOD_OPTIONS)
 }
-# Neutral values of the balancing options where a method has no penalty (as NRE's options
-# always had); the other method-specific options are dropped (the package's defaults).
-NEUTRAL_OPTIONS = {"lambda": 0.0, "lambda_warmup": 0, "penalty": "squared"}
 
 
 def check_config(config):
@@ -134,6 +132,18 @@ def check_config(config):
             f"config: methods {unknown} are neither methods ({', '.join(BASE_METHODS)}) "
             f"nor variants (under `variants:`: {', '.join(config['variants']) or 'none'})"
         )
+    for name, variant in config["variants"].items():
+        if name in BASE_METHODS or name in method_registry.RESERVED_NAMES:
+            raise WorkflowError(
+                f"config: variants.{name}: {name!r} is the name of a method or of the "
+                f"exact posterior ({', '.join(BASE_METHODS + method_registry.RESERVED_NAMES)});"
+                " a variant needs a name of its own"
+            )
+        if variant["base"] not in BASE_METHODS:
+            raise WorkflowError(
+                f"config: variants.{name}.base: {variant['base']!r} is not one of the "
+                f"methods ({', '.join(BASE_METHODS)})"
+            )
     sim = config["simulation"]
     too_large = [b for b in config["budgets"] if b > sim["train"]]
     if too_large:
@@ -160,14 +170,17 @@ def check_config(config):
 
 check_config(config)
 
-# Tasks whose simulator needs an optional extra: its own conda environment for the
-# simulation jobs, and the importable module that must be present without conda.
+# Tasks whose simulator needs an optional extra (the registry's `needs`): their own conda
+# environment for the simulation jobs, and the importable module that must be present
+# without conda.
 OPTIONAL_TASKS = {
-    "gravitational_waves": {
-        "env": "../envs/simulate_gravitational_waves.yaml",
-        "module": "lalsimulation",
-        "install": 'pip install "bnre-workflow[gw]"',
-    },
+    name: {
+        "env": f"../envs/simulate_{name}.yaml",
+        "module": task.needs[0],
+        "install": f'pip install "bnre-workflow[{task.needs[1]}]"',
+    }
+    for name, task in task_registry.TASKS.items()
+    if task.needs
 }
 
 
@@ -192,18 +205,9 @@ def simulate_env(wildcards):
 
 check_optional_tasks(config)
 
-# Tasks: built-in (bnre.tasks.TASKS; a test keeps this equal), the config's `plugins`, and
-# those installed packages register in the entry-point group bnre.tasks.
-BUILTIN_TASKS = (
-    "gaussian",
-    "slcp",
-    "weinberg",
-    "two_moons",
-    "mg1",
-    "lotka_volterra",
-    "spatial_sir",
-    "gravitational_waves",
-)
+# Tasks: built-in (bnre.registry.tasks), the config's `plugins`, and those installed
+# packages register in the entry-point group bnre.tasks.
+BUILTIN_TASKS = tuple(task_registry.TASKS)
 PLUGIN_GROUP = "bnre.tasks"
 
 
@@ -375,14 +379,8 @@ def task_source(wildcards):
 # conda environments, which then only need the package's dependencies.
 shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}; ")
 
-# The package modules each stage runs, by static analysis of src/bnre (standard library
-# only, loaded from its file: nothing of the package is imported here).
-_spec = importlib.util.spec_from_file_location(
-    "bnre_sourcegraph", SRC / "bnre" / "sourcegraph.py"
-)
-sourcegraph = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = sourcegraph
-_spec.loader.exec_module(sourcegraph)
+# The package modules each stage runs, by static analysis of src/bnre.
+sourcegraph = package_module("sourcegraph")
 
 PLUGINS = task_plugins(config)
 check_task_overrides(config, PLUGINS)
@@ -455,11 +453,9 @@ def block_files(wildcards):
     )
 
 
-# Training options that cannot change the model: a streamed training is bit for bit the
-# in-memory one, and a resumed one the uninterrupted one. The train rule takes them as
-# resources, which Snakemake does not track, so changing them re-runs nothing. (The same
-# tuple as bnre.train.EXECUTION_OPTIONS: the workflow does not import the package.)
-EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
+# Training options that cannot change the model: the train rule takes them as resources,
+# which Snakemake does not track, so changing them re-runs nothing.
+EXECUTION_OPTIONS = method_registry.EXECUTION_OPTIONS
 
 
 def method_base(method):
@@ -499,17 +495,14 @@ def check_method_options(config):
                 f"base method {base} does not use ({uses})"
             )
     for method in config["methods"]:
-        base = method_base(method)
-        if base in _CONTRASTIVE:
-            for task in config["tasks"]:
-                options = task_train_options(task, method)
-                if options["batch_size"] < 2 * options["cardinality"]:
-                    raise WorkflowError(
-                        f"config: method {method} on task {task}: batch_size "
-                        f"{options['batch_size']} is below 2 * cardinality "
-                        f"({2 * options['cardinality']}); a contrastive batch needs a "
-                        "joint and a marginal set for each observation"
-                    )
+        for task in config["tasks"]:
+            problem = method_registry.check_options(
+                method_base(method), task_train_options(task, method)
+            )
+            if problem:
+                raise WorkflowError(
+                    f"config: method {method} on task {task}: {problem}"
+                )
 
 
 check_method_options(config)
@@ -523,11 +516,11 @@ def train_options(wildcards):
     base = method_base(wildcards.method)
     for key, methods in METHOD_OPTIONS.items():  # options the method ignores
         if base not in methods:
-            if key in NEUTRAL_OPTIONS:
-                options[key] = NEUTRAL_OPTIONS[key]
+            if key in method_registry.NEUTRAL_OPTIONS:
+                options[key] = method_registry.NEUTRAL_OPTIONS[key]
             else:
                 del options[key]
-    options["lmbda"] = options.pop("lambda")
+    options = {method_registry.field(key): value for key, value in options.items()}
     options["replicates"] = config["replicates"]
     options["seed"] = config["seed"]
     options["method"] = base
@@ -543,11 +536,12 @@ def train_execution(key):
     )
 
 
-# The tasks whose likelihood is tractable (bnre.tasks: Task.tractable): their exact
-# posterior is evaluated on the same grid as the estimators (rule evaluate_exact). The
-# workflow does not import the package: a test keeps the built-in ones equal to the
-# package's; plugins say so when they are checked (describe_plugins).
-BUILTIN_TRACTABLE = ("gaussian", "slcp", "two_moons", "weinberg")
+# The tasks whose likelihood is tractable: their exact posterior is evaluated on the same
+# grid as the estimators (rule evaluate_exact). Built-in ones from the registry; plugins
+# say so when they are checked (describe_plugins).
+BUILTIN_TRACTABLE = tuple(
+    name for name, task in task_registry.TASKS.items() if task.tractable
+)
 TRACTABLE_TASKS = BUILTIN_TRACTABLE + tuple(
     name for name, task in PLUGIN_TASKS.items() if task["tractable"]
 )

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from bnre.registry import tasks as task_registry
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 CONFIG = yaml.safe_load(TINY.read_text())
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.workflow
 
 DOWNSTREAM = {"aggregate_summary": 1, "aggregate_coverage": 1, "aggregate_calibration": 1, "figures": 1, "all": 1}
 # the tiny config's tasks with an exact posterior (rule evaluate_exact, one job per task)
-TRACTABLE = {"gaussian", "slcp", "two_moons", "weinberg"}
+TRACTABLE = {name for name, task in task_registry.TASKS.items() if task.tractable}
 EXACT = {"evaluate_exact": len(TRACTABLE & set(CONFIG["tasks"]))}
 # jobs that read the trained models: the training curves and one posterior figure per task
 MODEL_FIGURES = {"training_figures": 1, "posterior_figure": len(CONFIG["tasks"])}
@@ -103,13 +105,6 @@ def test_changing_training_execution_settings_reruns_nothing(tiny_workflow, tmp_
     assert planned(tiny_workflow, override(tmp_path, "execution", {"train": train})) == []
 
 
-def test_workflow_and_package_agree_on_the_execution_settings():
-    from bnre.config import EXECUTION_OPTIONS
-
-    line = re.search(r"^EXECUTION_OPTIONS = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
-    assert line and eval(line.group(1)) == EXECUTION_OPTIONS
-
-
 def test_training_hyperparameter_reruns_training_and_downstream_only(tiny_workflow, tmp_path):
     jobs = planned(tiny_workflow, override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}}))
     models = len(CONFIG["tasks"]) * len(CONFIG["methods"]) * len(CONFIG["budgets"])
@@ -171,9 +166,8 @@ def test_adding_a_budget_adds_only_its_jobs(tiny_workflow, tmp_path):
 
 
 def test_adding_a_task_adds_only_its_jobs(tiny_workflow, tmp_path):
-    builtin = re.search(r"^BUILTIN_TASKS = (\(.*?\))$", (ROOT / "rules" / "common.smk").read_text(), re.M | re.S)
-    others = sorted(set(eval(builtin.group(1))) - set(CONFIG["tasks"]))
-    assert others, "the schema knows no task beyond the tiny config's"
+    others = sorted(set(task_registry.TASKS) - set(CONFIG["tasks"]))
+    assert others, "the registry knows no task beyond the tiny config's"
     new = others[0]
     jobs = planned(tiny_workflow, override(tmp_path, "task", {"tasks": CONFIG["tasks"] + [new]}))
     expected = {**per_task(CONFIG, exact=int(new in TRACTABLE)), **DOWNSTREAM, "training_figures": 1,
@@ -374,10 +368,3 @@ def test_changing_a_variant_reruns_only_that_variant(variants_workflow, tmp_path
         ("train", "bnre_sum"), ("evaluate", "bnre_sum")}
     assert counts(jobs) == {"train": 1, "evaluate": 1, **DOWNSTREAM, **{**MODEL_FIGURES, "posterior_figure": 1}}
     assert planned(workdir, config) == []  # and the unchanged config has nothing to do
-
-
-def test_workflow_and_package_agree_on_the_tractable_tasks():
-    from bnre.tasks import TASKS, get_task
-
-    line = re.search(r"^BUILTIN_TRACTABLE = (.*)$", (ROOT / "rules" / "common.smk").read_text(), re.M)
-    assert line and set(eval(line.group(1))) == {name for name in TASKS if get_task(name).tractable}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .registry import methods as registry
+
 #: The choices of the training options that take one of a few names; the first is the default.
 CHOICES: dict[str, tuple[str, ...]] = {
     "bce": ("mean", "sum"),  # the two cross-entropies averaged (lampe, sbi) or summed (the authors)
@@ -23,7 +25,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 #: Options that change how training runs, never the model it produces (a streamed or
 #: resumed training equals the in-memory, uninterrupted one bit for bit).
-EXECUTION_OPTIONS = ("checkpoint_seconds", "memory_limit_mb")
+EXECUTION_OPTIONS = registry.EXECUTION_OPTIONS
 
 
 @dataclass

@@ -16,6 +16,8 @@ Conventions the analysis relies on (``bnre.cli`` follows them):
   (other commands' ``cmd_*`` and ``args_*`` excluded), and their imports, so what ``main``
   and ``parser`` reach must stay light;
 * an import inside ``try: ... except ImportError`` is optional and not counted;
+* :mod:`bnre.registry`'s modules name classes as ``"bnre.package.module:Class"`` strings, which
+  ``bnre.package`` imports by name: that package counts as importing the module;
 * a module under :mod:`bnre.tasks` that defines a class with a literal ``name = "..."``
   attribute implements that task: a job of task ``t`` depends on the task modules of
   ``t`` (and what they import) but not on other tasks' modules, even though the task
@@ -38,6 +40,7 @@ PACKAGE = Path(__file__).resolve().parent
 NAME = "bnre"
 CLI = f"{NAME}.cli"
 TASKS = f"{NAME}.tasks"
+REGISTRY = f"{NAME}.registry"
 
 
 @dataclass
@@ -313,7 +316,25 @@ def build_graph(root: str | Path = PACKAGE) -> Graph:
             internal, external = graph.resolve(module, node)
             module.internal.setdefault(scope, set()).update(internal - {module.name})
             module.external.setdefault(scope, set()).update(external)
+        if module.name.startswith(REGISTRY + "."):
+            # its entries name classes as "bnre.package.module:Class", which the package
+            # that holds the module imports by name (bnre.methods builds METHODS from them)
+            for target in {graph._existing(t) for t in _registry_targets(tree)}:
+                parent = graph.modules[target.rsplit(".", 1)[0]] if "." in target else None
+                if parent is not None and not parent.name.startswith(REGISTRY):
+                    parent.internal.setdefault(None, set()).add(target)
     return graph
+
+
+def _registry_targets(tree: ast.Module) -> set[str]:
+    """The modules that the registry's ``"bnre.module:Class"`` strings name."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            module, colon, name = node.value.partition(":")
+            if colon and name.isidentifier() and module.split(".")[0] == NAME and all(p.isidentifier() for p in module.split(".")):
+                names.add(module)
+    return names
 
 
 @lru_cache(maxsize=None)

@@ -5,7 +5,8 @@ runs an estimator (a plain :class:`~bnre.nn.ConditionalEstimator` or the trainer
 members) on a batch of joint pairs :math:`(\theta_i, x_i)` and on marginal pairs
 :math:`(\theta'_i, x_i)`, and :meth:`Method.loss` turns those logits into one objective
 value per member. The trainer and the evaluation never branch on a method's name; a new
-method is one module here and an entry in :data:`METHODS` (``docs/methods.md``).
+method is one module here and a line in :data:`bnre.registry.methods.METHODS`, which also names
+the method-specific options it uses (``docs/methods.md``).
 
 * :mod:`.nre`: :class:`NRE`, :class:`BNRE`, a classifier of joint against marginal pairs;
 * :mod:`.contrastive`: :class:`CNRE`, :class:`BCNRE`, contrastive NRE (Miller et al.
@@ -20,13 +21,14 @@ method is one module here and an entry in :data:`METHODS` (``docs/methods.md``).
 from __future__ import annotations
 
 from ..config import TrainConfig
-from .base import METHOD_OPTIONS, Balanced, Forward, Method, build_estimator
+from ..registry import methods as registry, resolve
+from .base import Balanced, Forward, Method, build_estimator
 from .contrastive import BCNRE, CNRE
 from .nre import BNRE, NRE
 from .npe import BNPE, NPE, build_posterior_estimator
 
-#: The methods by name.
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (NRE, BNRE, CNRE, BCNRE, NPE, BNPE)}
+#: The methods by name, as :data:`bnre.registry.METHODS` names them.
+METHODS: dict[str, type[Method]] = {name: resolve(entry.target) for name, entry in registry.METHODS.items()}
 
 
 def get_method(config: TrainConfig) -> Method:
@@ -38,6 +40,6 @@ def get_method(config: TrainConfig) -> Method:
 
 
 __all__ = [
-    "BCNRE", "BNPE", "BNRE", "CNRE", "METHODS", "METHOD_OPTIONS", "NPE", "NRE", "Balanced", "Forward", "Method",
+    "BCNRE", "BNPE", "BNRE", "CNRE", "METHODS", "NPE", "NRE", "Balanced", "Forward", "Method",
     "build_estimator", "build_posterior_estimator", "get_method",
 ]

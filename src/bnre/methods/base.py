@@ -62,21 +62,10 @@ def build_estimator(task: Task, hidden: list[int], activation: str, normalise: s
     return apply_fixed_statistics(estimator, task, normalise)
 
 
-#: The training options that belong to some methods only (the others are shared by all):
-#: :attr:`Method.options` says which a method uses, and the workflow refuses the others in
-#: a variant of that method.
-METHOD_OPTIONS = frozenset({
-    "lmbda", "lambda_warmup", "penalty", "bce", "marginals", "hidden", "activation", "gamma", "cardinality",
-    "flow", "flow_transforms", "flow_hidden", "flow_bins",
-})
-
-
 class Method(ABC):
     """A method: estimator, pairing of marginal samples, objective."""
 
     name: ClassVar[str]
-    #: the options of :data:`METHOD_OPTIONS` this method uses
-    options: ClassVar[frozenset[str]] = frozenset()
     #: whether training batches score marginal pairs (a likelihood alone needs none)
     marginal_pairs: ClassVar[bool] = True
 
@@ -166,7 +155,6 @@ class Balanced:
     r"""The balancing penalty :math:`\lambda (\mathbb{E}_{joint}[d] + \mathbb{E}_{marginal}[d] - 1)^2`
     on a method's classifier logits (mixed in before the method: ``class BNRE(Balanced, NRE)``)."""
 
-    balancing_options = frozenset({"lmbda", "lambda_warmup", "penalty"})
     config: TrainConfig
 
     def penalty_weight(self, epoch: int | None = None) -> float:

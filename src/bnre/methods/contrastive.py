@@ -55,7 +55,6 @@ class CNRE(Method):
     The estimator is a ratio :math:`\hat r(\theta, x)` as NRE's; :math:`K = \gamma = 1` is NRE."""
 
     name = "cnre"
-    options = frozenset({"hidden", "activation", "gamma", "cardinality"})
 
     @classmethod
     def check(cls, config: TrainConfig) -> None:
@@ -94,7 +93,6 @@ class BCNRE(Balanced, CNRE):
     set classifier's logits, as lampe's ``BCNRELoss``."""
 
     name = "bnre_c"
-    options = CNRE.options | Balanced.balancing_options
 
     def describe(self) -> str:
         return f"BNRE-C (K={self.config.cardinality}, gamma={self.config.gamma}, lambda={self.config.lmbda})"

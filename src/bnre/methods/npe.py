@@ -40,7 +40,6 @@ class NPE(Method):
     for the implied classifier's balancing value."""
 
     name = "npe"
-    options = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
     marginal_pairs = False
 
     def estimator(self, task: Task) -> PosteriorEstimator:
@@ -60,7 +59,6 @@ class BNPE(Balanced, NPE):
     implied classifier :math:`d = \sigma(\log q(\theta \mid x) - \log p(\theta))`."""
 
     name = "bnpe"
-    options = NPE.options | Balanced.balancing_options | {"marginals"}
     marginal_pairs = True  # the penalty needs them
 
     def describe(self) -> str:

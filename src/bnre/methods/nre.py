@@ -9,14 +9,12 @@ class NRE(Method):
     r"""Neural ratio estimation: the binary cross-entropy of joint against marginal pairs."""
 
     name = "nre"
-    options = frozenset({"hidden", "activation", "bce", "marginals"})
 
 
 class BNRE(Balanced, NRE):
     r"""Balanced NRE: NRE's loss plus :math:`\lambda (\mathbb{E}_{joint}[d] + \mathbb{E}_{marginal}[d] - 1)^2`."""
 
     name = "bnre"
-    options = NRE.options | Balanced.balancing_options
 
     def describe(self) -> str:
         return f"BNRE (lambda={self.config.lmbda}, {self.config.bce} of the cross-entropies)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..registry import resolve, tasks as registry
 from .base import Task
 from .gaussian import Gaussian
 from .gravitational_waves import GravitationalWaves
@@ -16,16 +17,8 @@ from .spatial_sir import SpatialSIR
 from .two_moons import TwoMoons
 from .weinberg import Weinberg
 
-TASKS: dict[str, Callable[[], Task]] = {
-    "gaussian": Gaussian,
-    "slcp": SLCP,
-    "weinberg": Weinberg,
-    "two_moons": TwoMoons,
-    "mg1": MG1,
-    "lotka_volterra": LotkaVolterra,
-    "spatial_sir": SpatialSIR,
-    "gravitational_waves": GravitationalWaves,  # simulation needs the `gw` extra (lalsuite)
-}
+#: The built-in tasks by name, as :data:`bnre.registry.tasks.TASKS` names them.
+TASKS: dict[str, Callable[[], Task]] = {name: resolve(entry.target) for name, entry in registry.TASKS.items()}
 
 
 def get_task(source: str) -> Task:
