@@ -3,7 +3,7 @@ import os
 import pty
 import select
 
-from bnre.progress import Progress, format_seconds
+from bnre.progress import Progress
 
 
 def read_all(leader: int) -> bytes:
@@ -36,8 +36,8 @@ def test_bar_on_a_terminal_shows_epoch_loss_and_eta():
                 progress.update(epoch, step, lambda: 0.6931)
         progress.close()
     shown = read_all(leader).decode()
-    assert "\repoch 2/10 step 4/4 loss 0.6931 ETA ≤ " in shown
-    assert shown.endswith("\r\n")  # the terminal's newline after the last redraw
+    assert "8/40" in shown and "epoch 2/10 loss 0.6931" in shown
+    assert "<" in shown  # tqdm's elapsed<remaining time
 
 
 def test_bar_is_silent_in_logs_and_throttled():
@@ -51,8 +51,3 @@ def test_bar_is_silent_in_logs_and_throttled():
     for step in range(1, 1001):
         throttled.update(1, step, lambda: calls.append(step) or 0.5)
     assert calls == [1]
-
-
-def test_seconds_are_formatted_as_clock_time():
-    assert format_seconds(3725.4) == "1:02:05"
-    assert format_seconds(float("nan")) == "?"

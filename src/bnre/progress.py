@@ -1,8 +1,8 @@
-"""A one-line progress bar for interactive training; silent when stderr is not a terminal.
+"""A progress bar for interactive training (tqdm's); silent when stderr is not a terminal.
 
-Logs get one plain line per epoch from the trainer; the bar only adds a self-overwriting
-line ``epoch e/E step s/S loss l ETA ≤ t`` on a terminal. The ETA assumes every epoch
-runs (early stopping can only make it shorter).
+Logs get one plain line per epoch from the trainer; on a terminal the bar adds tqdm's
+self-overwriting line over every step of the run, with the epoch and the running loss.
+Its ETA assumes every epoch runs (early stopping can only make it shorter).
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import sys
 import time
 from typing import Callable, TextIO
 
+from tqdm import tqdm
+
 
 class Progress:
-    """Throttled status line: at most one redraw per ``interval`` seconds."""
+    """tqdm's bar over ``epochs`` × ``steps_per_epoch`` steps. The loss, whose reading may
+    wait for the device, is read at most once per ``interval`` seconds."""
 
     def __init__(
         self,
@@ -23,47 +26,30 @@ class Progress:
         interval: float = 0.5,
         enabled: bool | None = None,
     ):
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        stream = sys.stderr if stream is None else stream
+        self.enabled = stream.isatty() if enabled is None else enabled
         self.epochs, self.steps_per_epoch, self.interval = epochs, steps_per_epoch, interval
-        self.started = time.perf_counter()
-        self.first_step: int | None = None
-        self.last_draw = -float("inf")
+        self.bar = tqdm(
+            total=epochs * steps_per_epoch, file=stream, disable=not self.enabled, mininterval=interval,
+            unit="step",
+        )
+        self.last_loss = -float("inf")
 
     def update(self, epoch: int, step: int, loss: Callable[[], float]) -> None:
-        """Redraw for ``step`` of ``epoch`` (1-based); ``loss`` is called only on a redraw."""
+        """Move to ``step`` of ``epoch`` (1-based); ``loss`` is called at most once per interval."""
         if not self.enabled:
             return
-        done = (epoch - 1) * self.steps_per_epoch + step
-        if self.first_step is None:
-            self.first_step, self.started = done, time.perf_counter()
         now = time.perf_counter()
-        if now - self.last_draw < self.interval:
-            return
-        self.last_draw = now
-        rate = (done - self.first_step) / max(now - self.started, 1e-9)
-        remaining = (self.epochs * self.steps_per_epoch - done) / rate if rate > 0 else float("nan")
-        self.stream.write(
-            f"\repoch {epoch}/{self.epochs} step {step}/{self.steps_per_epoch} "
-            f"loss {loss():.4f} ETA ≤ {format_seconds(remaining)} "
-        )
-        self.stream.flush()
+        if now - self.last_loss >= self.interval:
+            self.last_loss = now
+            self.bar.set_postfix_str(f"epoch {epoch}/{self.epochs} loss {loss():.4f}", refresh=False)
+        self.bar.update((epoch - 1) * self.steps_per_epoch + step - self.bar.n)
 
     def close(self) -> None:
-        if self.enabled and self.first_step is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close()
 
     def __enter__(self) -> "Progress":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def format_seconds(seconds: float) -> str:
-    """``h:mm:ss`` (or ``?`` when unknown)."""
-    if seconds != seconds or seconds == float("inf"):
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
