@@ -168,11 +168,11 @@ def test_pyproject_lists_every_package_the_package_imports():
 def test_gravitational_wave_env_is_the_simulate_env_plus_the_gw_extra():
     from bnre.registry.tasks import TASKS
 
+    from bnre.workflow.settings import OPTIONAL_TASKS
+
     # the workflow gives a task that needs an extra the environment envs/simulate_<task>.yaml
-    common = (ROOT / "rules" / "common.smk").read_text()
-    assert '"env": f"../envs/simulate_{name}.yaml"' in common and "conda:\n        simulate_env" in (
-        ROOT / "rules" / "simulate.smk"
-    ).read_text()
+    assert OPTIONAL_TASKS["gravitational_waves"]["env"] == "../envs/simulate_gravitational_waves.yaml"
+    assert "conda:\n        simulate_env" in (ROOT / "rules" / "simulate.smk").read_text()
     assert {name for name, task in TASKS.items() if task.needs} == {"gravitational_waves"}
     assert TASKS["gravitational_waves"].needs == ("lalsimulation", "gw")
     gw, plain = parse_env(ROOT / "envs" / "simulate_gravitational_waves.yaml"), parse_env(ROOT / "envs" / "simulate.yaml")
