@@ -79,7 +79,7 @@ def test_model_file_holds_members_and_provenance(trained):
     out, config = trained
     task, members, meta = load_ensemble(out / "m.pt", task="gaussian")
     assert task.name == "gaussian" and len(members) == 2
-    assert meta["budget"] == 1024 and meta["config"]["lmbda"] == 100
+    assert meta["budget"] == 1024 and meta["config"]["lmbda"] == 50  # the default: the paper's weight
     assert meta["member_seeds"] == [member_seed(config.seed, "gaussian", 1024, k) for k in range(2)]
     assert "torch" in meta["libraries"]
     # members differ: own seed, initialisation and training subset

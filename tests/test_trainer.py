@@ -48,7 +48,7 @@ def test_vectorised_members_equal_independent_runs(warmup, block):
     # small scheduler patience and early-stopping patience exercise both per-member paths
     config = TrainConfig(
         method="bnre", replicates=3, epochs=12, patience=3, hidden=[32, 32], batch_size=64, scheduler_patience=0,
-        lambda_warmup=warmup, shuffle_block=block,
+        lambda_warmup=warmup, shuffle_block=block, lmbda=100,  # the schedules this case was built on
     )
     states, history = fit_members(task, config, train, val, 1000, block)
     for k in range(3):
