@@ -5,9 +5,9 @@ options each uses (:mod:`.methods`), the built-in tasks and which are tractable
 A method is a module under :mod:`bnre.methods` and one line in
 :data:`bnre.registry.methods.METHODS`; a task a module under :mod:`bnre.tasks` and one line
 in :data:`bnre.registry.tasks.TASKS`. Entries name their class as ``"module:Class"``, so
-that reading them imports nothing: the workflow loads these files before any dependency is
-installed, as it loads :mod:`bnre.sourcegraph` (which counts the module an entry names as
-imported by the package that holds it). Standard library only; this package's
+that reading them imports nothing: the workflow (:mod:`bnre.workflow`) reads them where
+the package's dependencies may not be installed, and :mod:`bnre.sourcegraph` counts the
+module an entry names as imported by the package that holds it. Standard library only; this package's
 ``__init__`` imports neither submodule, so that a simulation job does not depend on the
 methods' registry.
 """
