@@ -78,11 +78,11 @@ def plain_loop_seconds(parameters, loss, theta, x, epochs: int, device: str, bat
 
 
 def ensemble_seconds(task, train, val, config, members: list[int], budget: int) -> float:
-    """Seconds of one :func:`bnre.trainer.fit_ensemble` call training ``members`` of
+    """Seconds of one :func:`bnre.training.fit.fit_ensemble` call training ``members`` of
     ``config``'s method together, each on ``budget`` pairs of its own subset of ``train``."""
     from bnre.methods import get_method
     from bnre.sampling import member_seed, member_subset
-    from bnre.trainer import fit_ensemble
+    from bnre.training.fit import fit_ensemble
 
     seeds = [member_seed(0, task.name, budget, m) for m in members]
     subsets = [member_subset(s, len(train), budget) for s in seeds]

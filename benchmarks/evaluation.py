@@ -9,7 +9,7 @@ Run from the repository root::
 Flags: ``--pairs`` (test pairs per model, 64), ``--pairs-3d`` (for 3-parameter models;
 default ``--pairs``), ``--epochs`` (20), ``--budgets`` (1024 16384), ``--hidden`` (the
 MLP of the trained models, 6×256), ``--tasks`` (slcp mg1), ``--reference-factor`` (8),
-``--models PATH...`` (model files of the workflow, ``bnre.train.load_ensemble``, instead
+``--models PATH...`` (model files of the workflow, ``bnre.methods.model_file.load_ensemble``, instead
 of training), ``--test PATH...`` (their test pairs, one file per model or one for all;
 by default ``STUDY/data/{task}/test.h5`` beside ``STUDY/models/{task}/{method}/{budget}.pt``),
 ``--reference-cache DIR`` (keep the references of ``--models`` there, keyed by a digest
@@ -21,17 +21,17 @@ on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-
 0. The device, and this machine's float32 matmul peak (``common.matmul_peak``).
 1. (Existing.) SLCP, 90 bins, the paper's 6×256 SELU MLP, untrained: the same weights in
    lampe's ``NRE`` and in bnre's ``RatioEstimator``; test pairs per second of lampe's
-   ``expected_coverage_ni``, of ``bnre.evaluate.coverage_ranks`` and of ``evaluate`` on
+   ``expected_coverage_ni``, of ``bnre.evaluation.evaluate.coverage_ranks`` and of ``evaluate`` on
    the uniform grid, GFLOP/s against the peak; the ranks are checked against lampe's.
 2. (Existing.) Lotka–Volterra's CNN embedding: bnre's split evaluation (embed once, head
    on the grid) against the full network on every cell.
-3. The adaptive grid (``bnre.adaptive.Refinement()``'s defaults) on trained NRE ensembles
+3. The adaptive grid (``bnre.evaluation.adaptive.Refinement()``'s defaults) on trained NRE ensembles
    of SLCP (2-D) and M/G/1 (3-D), 2 members and their ensemble (with ``--models``, the
    file's K members and their ensemble), every row (member or ensemble) used:
 
    * the HPD rank of every row and pair on the adaptive grid, on the adaptive grid with a
-     quarter of its budget, and on today's uniform grid (90² in 2-D, 32³ in 3-D), both through ``bnre.grids.posterior_pass`` and
-     ``bnre.partition.hpd_ranks`` (float32 network, as ``evaluate`` does, which refines
+     quarter of its budget, and on today's uniform grid (90² in 2-D, 32³ in 3-D), both through ``bnre.evaluation.grids.posterior_pass`` and
+     ``bnre.evaluation.partition.hpd_ranks`` (float32 network, as ``evaluate`` does, which refines
      the adaptive grid for the networks alone), against a
      brute-force reference: the uniform grid of ``--reference-factor`` times the bins per
      dimension (720², 518,400 cells; 256³, 16.8M cells per pair), evaluated in chunks of
@@ -42,7 +42,7 @@ on a CPU; it always runs on CUDA), ``--no-uniform-lampe``, ``--no-cnn``, ``--no-
    * network evaluations per pair: the adaptive grid's (``PosteriorBatch.evaluations``,
      mean and range, and the cells of its partition: each split in thirds costs two
      evaluations and adds two cells) against the uniform grid's 8,100 / 32,768;
-   * the fraction of unresolved ranks (``bnre.partition.unresolved``) on each grid;
+   * the fraction of unresolved ranks (``bnre.evaluation.partition.unresolved``) on each grid;
    * on SLCP, wall time for ONE member (so that the work compares with lampe's): the
      adaptive ranks from observations to ranks (``Ensemble``, ``log_posterior_on``,
      ``posterior_pass`` with ``Refinement()``, ``hpd_ranks``), bnre's uniform 90² ranks
@@ -95,17 +95,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bnre.adaptive import Refinement
-from bnre.coverage import grid, grid_bins
-from bnre.data import open_pairs, read_pairs
-from bnre.ensemble import Ensemble
-from bnre.evaluate import coverage_ranks, evaluate, log_posterior_on
-from bnre.grids import UniformGrid, posterior_pass
+from bnre.evaluation.adaptive import Refinement
+from bnre.evaluation.coverage import grid, grid_bins
+from bnre.evaluation.ensemble import Ensemble
+from bnre.evaluation.evaluate import coverage_ranks, evaluate, log_posterior_on
+from bnre.evaluation.grids import UniformGrid, posterior_pass
+from bnre.evaluation.partition import hpd_ranks, unresolved
 from bnre.methods import build_estimator
-from bnre.partition import hpd_ranks, unresolved
-from bnre.simulate import simulate_range
+from bnre.methods.model_file import load_ensemble
+from bnre.simulation.pairs import open_pairs, read_pairs
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import Task, get_task
-from bnre.train import load_ensemble
 
 BINS = 90
 
@@ -309,7 +309,7 @@ def file_models(args) -> list[Model]:
 def reference_ranks(log_density, log_true: Tensor, theta: Tensor, task: Task, bins: int, device: str) -> tuple[Tensor, Tensor]:
     """Ranks (E, N) on the uniform grid of ``bins`` per dimension, in chunks of cells, and
     whether each is beyond that grid's resolution (the test of
-    :func:`bnre.partition.unresolved`: the truth denser than every cell, or its own cell
+    :func:`bnre.evaluation.partition.unresolved`: the truth denser than every cell, or its own cell
     holding more than half the mass)."""
     cells, _ = grid(task.lower, task.upper, bins)
     cells = cells.to(device)

@@ -14,8 +14,8 @@ rank is decided). For each task with a tractable likelihood, ``gaussian``, ``slc
 (a non-uniform prior) and ``gaussian_narrow`` (``bnre.tasks.Gaussian(sigma=0.001)``, a
 posterior far narrower than a uniform cell) and ``gaussian_3d`` (``Gaussian(dim=3,
 sigma=0.05)``, narrower than a cell of the uniform 32³ grid), on ``--pairs`` simulated test pairs
-(``bnre.simulate.simulate_range(task, "test", seed, 0, pairs)``),
-``bnre.diagnostics.evaluate_exact`` runs on the adaptive grid (``Refinement()``'s
+(``bnre.simulation.simulate.simulate_range(task, "test", seed, 0, pairs)``),
+``bnre.evaluation.diagnostics.evaluate_exact`` runs on the adaptive grid (``Refinement()``'s
 defaults) and on the uniform grid of 90 bins per dimension in 1-D and 2-D (32 in 3-D).
 Reported per task and grid:
 
@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from scipy.stats import binom, kstest
 
-from bnre.adaptive import Refinement
-from bnre.coverage import grid_bins
-from bnre.diagnostics import evaluate_exact
-from bnre.grids import UniformGrid
-from bnre.simulate import simulate_range
+from bnre.evaluation.adaptive import Refinement
+from bnre.evaluation.coverage import grid_bins
+from bnre.evaluation.diagnostics import evaluate_exact
+from bnre.evaluation.grids import UniformGrid
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import Gaussian, get_task
 
 TASKS = ("gaussian", "slcp", "two_moons", "weinberg", "oscillator", "gaussian_narrow", "gaussian_3d")

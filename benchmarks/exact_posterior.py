@@ -8,12 +8,12 @@ For each task with a tractable likelihood, on the same test pairs and grid (64 b
 dimension, as in ``config/ablation.yaml``):
 
 1. the grid pass alone: the unnormalised log posterior of every cell, from the exact
-   likelihood (``bnre.diagnostics.exact_log_posterior``, float64) and from an ensemble of
+   likelihood (``bnre.evaluation.diagnostics.exact_log_posterior``, float64) and from an ensemble of
    3 members with the paper's 6×256 SELU MLP and their ensemble
-   (``bnre.evaluate.log_posterior_on``, float32; untrained: the cost does not depend on
+   (``bnre.evaluation.evaluate.log_posterior_on``, float32; untrained: the cost does not depend on
    the weights);
-2. the whole evaluation, every diagnostic included: ``bnre.diagnostics.evaluate_exact``
-   against ``bnre.evaluate.evaluate`` of the same 3 members. ``evaluate`` also computes
+2. the whole evaluation, every diagnostic included: ``bnre.evaluation.diagnostics.evaluate_exact``
+   against ``bnre.evaluation.evaluate.evaluate`` of the same 3 members. ``evaluate`` also computes
    the exact posterior of every pair (for ``kl_exact``), so its time includes that cost.
 
 Reported: seconds per test pair and the ratio exact / estimators. Ends with
@@ -26,12 +26,12 @@ from common import device_name, timeit
 
 import torch
 
-from bnre.coverage import grid, grid_pass
-from bnre.diagnostics import evaluate_exact, exact_log_posterior
-from bnre.ensemble import Ensemble
-from bnre.evaluate import evaluate, log_posterior_on
+from bnre.evaluation.coverage import grid, grid_pass
+from bnre.evaluation.diagnostics import evaluate_exact, exact_log_posterior
+from bnre.evaluation.ensemble import Ensemble
+from bnre.evaluation.evaluate import evaluate, log_posterior_on
 from bnre.methods import build_estimator
-from bnre.simulate import simulate_range
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import get_task
 
 TASKS = ("gaussian", "two_moons", "slcp", "weinberg")

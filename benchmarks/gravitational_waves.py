@@ -2,7 +2,7 @@
 
 Run from the repository root as ``python benchmarks/gravitational_waves.py`` (needs
 lalsuite). One process simulates ``--batches`` blocks of ``--batch`` pairs with
-:func:`bnre.simulate.simulate_range` (prior draws, nuisances, IMRPhenomPv2, projection,
+:func:`bnre.simulation.simulate.simulate_range` (prior draws, nuisances, IMRPhenomPv2, projection,
 noise, whitening, float32 cast and finiteness check), timing separately
 
 * the IMRPhenomPv2 calls (``GravitationalWaves.polarisations``: one
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from common import THREADS  # noqa: F401  (sets the thread counts, puts src/ on the path)
 
-from bnre.simulate import CHUNK, simulate_range
+from bnre.simulation.simulate import CHUNK, simulate_range
 from bnre.tasks.gravitational_waves import GravitationalWaves
 
 

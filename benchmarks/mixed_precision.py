@@ -1,4 +1,4 @@
-"""Grid coverage in bf16 with float32 refinement (bnre.precision) against float32 and lampe.
+"""Grid coverage in bf16 with float32 refinement (bnre.evaluation.precision) against float32 and lampe.
 
 Run from the repository root::
 
@@ -30,16 +30,16 @@ from common import THREADS, matmul_peak
 import numpy as np
 import torch
 
-from bnre.config import TrainConfig
-from bnre.coverage import coverage_auc, grid, grid_bins
-from bnre.data import Pairs
-from bnre.evaluate import coverage_ranks, evaluate
+from bnre.evaluation.coverage import coverage_auc, grid, grid_bins
+from bnre.evaluation.evaluate import coverage_ranks, evaluate
+from bnre.evaluation.precision import GridPrecision, bf16_capable
 from bnre.methods import get_method
-from bnre.precision import GridPrecision, bf16_capable
+from bnre.methods.config import TrainConfig
 from bnre.sampling import member_seed, member_subset
-from bnre.simulate import simulate_range
+from bnre.simulation.pairs import Pairs
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.trainer import fit_ensemble
+from bnre.training.fit import fit_ensemble
 
 
 def bf16_matmul_gflops(n: int = 1024) -> float:

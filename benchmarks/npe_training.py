@@ -29,9 +29,9 @@ from common import device_name, ensemble_seconds, plain_loop_seconds
 import torch
 import zuko
 
-from bnre.config import TrainConfig
-from bnre.data import Pairs
-from bnre.simulate import simulate_range
+from bnre.methods.config import TrainConfig
+from bnre.simulation.pairs import Pairs
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import get_task
 
 BUDGET = 2**13

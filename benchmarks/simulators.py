@@ -4,7 +4,7 @@ Run from the repository root as ``python benchmarks/simulators.py``. For every t
 :data:`bnre.tasks.TASKS` with a module ``benchmarks/reference/<task>.py`` (defining
 ``simulate_one(theta, rng)``), it measures simulations per second of
 
-* :func:`bnre.simulate.simulate_range` (prior draws, simulation, float32 cast, checks),
+* :func:`bnre.simulation.simulate.simulate_range` (prior draws, simulation, float32 cast, checks),
   doubling the number of pairs until one run takes ``--seconds``;
 * the reference loop on prior draws, doubling likewise;
 
@@ -40,7 +40,7 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bnre.simulate import simulate_range  # noqa: E402
+from bnre.simulation.simulate import simulate_range  # noqa: E402
 from bnre.tasks import TASKS, Task, get_task  # noqa: E402
 
 #: Tasks also timed at exactly the paper's pool size.

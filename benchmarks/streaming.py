@@ -10,7 +10,7 @@ Three ways of producing one epoch of batches (128 pairs) for K members with
 ``train.shuffle_block = 1024``:
 
 * in memory: the union of the members' rows read once, batches gathered on the device;
-* streamed: :class:`bnre.stream.BlockCache` with a memory limit of 1/8 of the union;
+* streamed: :class:`bnre.training.stream.BlockCache` with a memory limit of 1/8 of the union;
 * the peer: ``torch.utils.data.DataLoader`` with ``shuffle=True`` over a map-style dataset
   whose ``__getitem__`` reads ``h5py_dataset[i]``, once per member over its rows (what a
   user writes to train on an HDF5 file larger than memory).
@@ -35,14 +35,14 @@ import h5py
 import numpy as np
 import torch
 
-from bnre.data import Pairs, open_pairs, write_pairs
-from bnre.trainer import fit_ensemble
-from bnre.sampling import epoch_order, member_subset, position_blocks
-from bnre.stream import TrainingRows
-from bnre.tasks import get_task
-from bnre.config import TrainConfig
 from bnre.methods import build_estimator
+from bnre.methods.config import TrainConfig
+from bnre.sampling import epoch_order, member_subset, position_blocks
 from bnre.sampling import member_seed
+from bnre.simulation.pairs import Pairs, open_pairs, write_pairs
+from bnre.tasks import get_task
+from bnre.training.fit import fit_ensemble
+from bnre.training.stream import TrainingRows
 
 BLOCK = 1024
 BATCH = 128

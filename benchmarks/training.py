@@ -11,7 +11,7 @@ three train the same architecture on the same data for the same number of epochs
 * (a) K sequential single-member runs of the same trainer (``replicates = 1``);
 * (b) the loop a user writes with lampe: ``NRE`` + ``BNRELoss`` + ``AdamW``, K times;
 * (c) the vectorised ensemble with the optimiser's public-ops update instead of torch's
-  fused AdamW kernel (``bnre.optim.StackedAdamW.step_public``), the price of avoiding the
+  fused AdamW kernel (``bnre.training.optim.StackedAdamW.step_public``), the price of avoiding the
   private ``torch._fused_adamw_``;
 * (d) the vectorised ensemble under bfloat16 autocast (``train.amp``), its speed against
   float32's (meaningful only where the hardware multiplies bf16 natively: AVX-512 BF16 or
@@ -34,11 +34,11 @@ from common import device_name, ensemble_seconds, matmul_peak, plain_loop_second
 import torch
 from torch import nn
 
-from bnre.data import Pairs
-from bnre.precision import bf16_capable
-from bnre.simulate import simulate_range
+from bnre.evaluation.precision import bf16_capable
+from bnre.methods.config import TrainConfig
+from bnre.simulation.pairs import Pairs
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.config import TrainConfig
 
 BUDGET = 2**14
 HIDDEN = [256] * 6
@@ -68,14 +68,14 @@ def bnre_run(task, train: Pairs, val: Pairs, config: TrainConfig, members: list[
 
 def public_update_run(task, train: Pairs, val: Pairs, config: TrainConfig, members: list[int]) -> float:
     """:func:`bnre_run` with the fused AdamW kernel reported missing (the public-ops path)."""
-    import bnre.optim
+    import bnre.training.optim
 
-    available = bnre.optim.fused_kernel_available
-    bnre.optim.fused_kernel_available = lambda device: False
+    available = bnre.training.optim.fused_kernel_available
+    bnre.training.optim.fused_kernel_available = lambda device: False
     try:
         return bnre_run(task, train, val, config, members)
     finally:
-        bnre.optim.fused_kernel_available = available
+        bnre.training.optim.fused_kernel_available = available
 
 
 def main() -> None:

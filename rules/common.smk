@@ -309,9 +309,9 @@ def job_mem_mb(rule):
 # jobs whose code changed, and only those.
 
 
-def grid_options():
-    """The posterior grid's command-line options: only the chosen grid's."""
-    return jobs.grid_options(config)
+def evaluation_options(command):
+    """The evaluation options (JSON) that `command` reads: the chosen grid's and its own."""
+    return jobs.evaluation_options(config, command)
 
 
 def package_code(*commands):

@@ -21,22 +21,12 @@ rule evaluate:
     params:
         code=package_code("evaluate"),
         task=task_source,
-        pairs=config["evaluate"]["pairs"],
-        method=config["evaluate"]["coverage_method"],
-        mc_samples=config["evaluate"]["mc_samples"],
-        precision=config["evaluate"]["precision"],
-        delta=config["evaluate"]["precision_delta"],
-        tolerance=config["evaluate"]["precision_tolerance"],
-        grid=grid_options(),
+        options=evaluation_options("evaluate"),
     shell:
         "python -m bnre --threads {threads} evaluate --task {params.task:q}"
-        " --model {input.model} --test {input.test} {params.grid}"
-        " --pairs {params.pairs} --metrics {output.metrics}"
-        " --coverage {output.coverage} --ranks {output.ranks}"
-        " --calibration {output.calibration}"
-        " --coverage-method {params.method} --mc-samples {params.mc_samples}"
-        " --precision {params.precision} --precision-delta {params.delta}"
-        " --precision-tolerance {params.tolerance} > {log} 2>&1"
+        " --model {input.model} --test {input.test} --options {params.options:q}"
+        " --metrics {output.metrics} --coverage {output.coverage}"
+        " --ranks {output.ranks} --calibration {output.calibration} > {log} 2>&1"
 
 
 rule evaluate_exact:
@@ -61,12 +51,11 @@ rule evaluate_exact:
     params:
         code=package_code("evaluate-exact"),
         task=task_source,
-        pairs=config["evaluate"]["pairs"],
         budgets=" ".join(str(b) for b in BUDGETS),
-        grid=grid_options(),
+        options=evaluation_options("evaluate-exact"),
     shell:
         "python -m bnre --threads {threads} evaluate-exact --task {params.task:q}"
-        " --test {input.test} {params.grid} --pairs {params.pairs}"
+        " --test {input.test} --options {params.options:q}"
         " --budgets {params.budgets} --metrics {output.metrics}"
         " --coverage {output.coverage} --ranks {output.ranks}"
         " --calibration {output.calibration} > {log} 2>&1"

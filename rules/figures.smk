@@ -75,8 +75,8 @@ rule posterior_figure:
         task=task_source,
         formats=" ".join(config["figures"]["formats"]),
         pair=config["figures"]["posterior_pair"],
-        grid=grid_options(),
+        options=evaluation_options("posterior-figure"),
     shell:
         "python -m bnre posterior-figure --test {input.test} --pair {params.pair}"
-        " {params.grid} --output figures/posterior_{wildcards.task}"
+        " --options {params.options:q} --output figures/posterior_{wildcards.task}"
         " --task {params.task:q} {input.models} --formats {params.formats} > {log} 2>&1"

@@ -27,12 +27,12 @@ rule infer:
         task=task_source,
         samples=config["infer"]["samples"],
         seed=config["infer"]["seed"],
-        grid=grid_options(),
+        options=evaluation_options("infer"),
         formats=" ".join(config["figures"]["formats"]),
     shell:
         "python -m bnre --threads {threads} infer --task {params.task:q}"
         " --model {input.models} --observation {input.observation:q}"
-        " --samples {params.samples} --seed {params.seed} {params.grid}"
+        " --samples {params.samples} --seed {params.seed} --options {params.options:q}"
         " --samples-output {output.samples}"
         " --intervals-output {output.intervals}"
         " --figure figures/observed_{wildcards.task}_{wildcards.observation}"

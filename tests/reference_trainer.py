@@ -1,6 +1,6 @@
 """The reference single-member trainer: a plain loop with torch's own optimisers.
 
-The stacked trainer (:func:`bnre.trainer.fit_ensemble`) trains several members at once
+The stacked trainer (:func:`bnre.training.fit.fit_ensemble`) trains several members at once
 and must agree with this loop, member by member (``tests/test_ensemble.py``).
 """
 
@@ -13,11 +13,11 @@ import time
 import torch
 from torch import Tensor
 
-from bnre.config import TrainConfig
-from bnre.data import Pairs
 from bnre.methods import Method, get_method
-from bnre.losses import balancing
+from bnre.methods.config import TrainConfig
+from bnre.methods.losses import balancing
 from bnre.sampling import epoch_order, marginal_permutations, member_seed, member_subset, position_blocks
+from bnre.simulation.pairs import Pairs
 from bnre.tasks import Task
 
 

@@ -32,10 +32,10 @@ import pytest
 import torch
 import yaml
 
-from bnre.data import read_pairs
-from bnre.adaptive import Refinement
-from bnre.evaluate import evaluate, with_kept_epochs
-from bnre.train import load_ensemble
+from bnre.evaluation.adaptive import Refinement
+from bnre.evaluation.evaluate import evaluate, with_kept_epochs
+from bnre.methods.model_file import load_ensemble
+from bnre.simulation.pairs import read_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "config" / "accuracy.yaml"

@@ -8,17 +8,17 @@
 import numpy as np
 import torch
 
-from bnre.coverage import PAPER_LEVELS, clopper_pearson
-from bnre.data import Pairs
-from bnre.trainer import fit_ensemble
-from bnre.evaluate import evaluate
-from bnre.losses import balancing
-from bnre.simulate import simulate_range
-from bnre.tasks import Gaussian, get_task
-from bnre.config import TrainConfig
+from bnre.evaluation.coverage import PAPER_LEVELS, clopper_pearson
+from bnre.evaluation.evaluate import evaluate
 from bnre.methods import build_estimator
+from bnre.methods.config import TrainConfig
+from bnre.methods.losses import balancing
 from bnre.sampling import member_seed, member_subset
-from test_evaluate import ExactRatio  # the exact log-ratio of the Gaussian task
+from bnre.simulation.pairs import Pairs
+from bnre.simulation.simulate import simulate_range
+from bnre.tasks import Gaussian, get_task
+from bnre.training.fit import fit_ensemble
+from exact_ratios import ExactRatio  # the exact log-ratio of the Gaussian task
 
 
 def test_exact_gaussian_posterior_has_nominal_coverage():

@@ -3,7 +3,7 @@
 No conda channel is reachable in CI, so the environments are not created here; instead
 every file is parsed with rattler (the conda package manager library behind pixi and
 mamba's solver), every rule's `python -m bnre <command>` is traced through the package by
-static analysis (bnre.sourcegraph) to the third-party packages it imports, and each of
+static analysis (bnre.workflow.sourcegraph) to the third-party packages it imports, and each of
 those must be pinned in the rule's environment at a version pyproject.toml allows.
 """
 
@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from rattler import Channel, MatchSpec, Version, VersionSpec
 
-from bnre import sourcegraph
+from bnre.workflow import sourcegraph
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
@@ -207,9 +207,10 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
                   "--val", data / "val.h5", "--options", '{"replicates": 1, "epochs": 1, "hidden": [8]}',
                   "--model", tmp / "model.pt", "--history", tmp / "history.csv"],
         "evaluate": ["evaluate", "--model", sorted(workdir.glob("models/gaussian/*/*.pt"))[0], "--test", data / "test.h5",
-                     "--bins", 10, "--pairs", 20, "--metrics", tmp / "metrics.csv", "--coverage", tmp / "coverage.csv",
+                     "--options", '{"grid": "uniform", "bins": 10, "pairs": 20}', "--metrics", tmp / "metrics.csv", "--coverage", tmp / "coverage.csv",
                      "--ranks", tmp / "ranks.csv", "--calibration", tmp / "calibration.csv"],
-        "evaluate_exact": ["evaluate-exact", "--task", "gaussian", "--test", data / "test.h5", "--bins", 10, "--pairs", 20,
+        "evaluate_exact": ["evaluate-exact", "--task", "gaussian", "--test", data / "test.h5",
+                           "--options", '{"grid": "uniform", "bins": 10, "pairs": 20}',
                            "--budgets", 64, 128, "--metrics", tmp / "metrics.csv", "--coverage", tmp / "coverage.csv",
                            "--ranks", tmp / "ranks.csv", "--calibration", tmp / "calibration.csv"],
         "aggregate_summary": ["aggregate", "--output", tmp / "summary.csv", *sorted(results.glob("*/*/*/metrics.csv"))],
@@ -221,9 +222,10 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
         "training_figures": ["training-figures", "--outdir", tmp / "figures",
                              *sorted(workdir.glob("models/*/*/*.history.csv")), "--formats", "png"],
         "infer": ["infer", "--model", *sorted(workdir.glob("models/gaussian/*/512.pt")), "--observation", data / "test.h5",
-                  "--samples", 10, "--bins", 10, "--samples-output", tmp / "samples.csv",
+                  "--samples", 10, "--seed", 0, "--options", '{"grid": "uniform", "bins": 10}', "--samples-output", tmp / "samples.csv",
                   "--intervals-output", tmp / "intervals.csv", "--figure", tmp / "corner", "--formats", "png"],
-        "posterior_figure": ["posterior-figure", "--test", data / "test.h5", "--bins", 10, "--output",
+        "posterior_figure": ["posterior-figure", "--test", data / "test.h5", "--pair", 0,
+                             "--options", '{"grid": "uniform", "bins": 10}', "--output",
                              tmp / "figures" / "posterior", *sorted(workdir.glob("models/gaussian/*/*.pt")),
                              "--formats", "png"],
     }[rule]

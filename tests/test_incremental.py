@@ -216,8 +216,8 @@ def test_an_edit_to_one_command_of_the_cli_reruns_that_command_s_jobs_only(tiny_
     copy = code_copy(tmp_path)
     cli = copy / "src" / "bnre" / "cli.py"
     text = cli.read_text()
-    cli.write_text(text.replace('"--formats", nargs="+", default=["png", "pdf"])\n    s.set_defaults(run=cmd_figures)',
-                                '"--formats", nargs="+", default=["png", "pdf", "svg"])\n    s.set_defaults(run=cmd_figures)'))
+    cli.write_text(text.replace('help="figure formats, e.g. png pdf svg")\n    s.set_defaults(run=cmd_figures)',
+                                'help="figure formats: png, pdf, svg")\n    s.set_defaults(run=cmd_figures)'))
     assert cli.read_text() != text
     assert counts(planned(tiny_workflow, snakefile=copy / "Snakefile")) == {"figures": 1, "all": 1}
 
@@ -230,19 +230,19 @@ def test_an_edit_to_one_command_of_the_cli_reruns_that_command_s_jobs_only(tiny_
          {"slcp"}),
         # evaluation code: every evaluation and downstream (and the posterior figure, which
         # evaluates the ensembles on its grid), no simulation or training
-        ("evaluate.py", {"evaluate": ALL_MODELS, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
+        ("evaluation/evaluate.py", {"evaluate": ALL_MODELS, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
          set(CONFIG["tasks"])),
         # the diagnostics every grid posterior goes through: the exact posterior's too
-        ("diagnostics.py", {"evaluate": ALL_MODELS, **EXACT, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
+        ("evaluation/diagnostics.py", {"evaluate": ALL_MODELS, **EXACT, **DOWNSTREAM, "posterior_figure": len(CONFIG["tasks"])},
          set(CONFIG["tasks"])),
         # figure code: the figures only
-        ("figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}, set(CONFIG["tasks"])),
+        ("results/figures.py", {"figures": 1, "all": 1, **MODEL_FIGURES}, set(CONFIG["tasks"])),
         # training code: every training and what reads the models, no simulation
-        ("trainer.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),
+        ("training/fit.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),
         # shared network code (the ratio estimator and the losses it is built from): every
         # training of every task and what reads the models, but no simulation
-        ("nn.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),
-        ("losses.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES},
+        ("nets/estimators.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES}, set(CONFIG["tasks"])),
+        ("methods/losses.py", {"train": ALL_MODELS, "evaluate": ALL_MODELS, **DOWNSTREAM, **MODEL_FIGURES},
          set(CONFIG["tasks"])),
         # the task interface every simulator is built on: everything, simulations included
         ("tasks/base.py", EVERYTHING, set(CONFIG["tasks"])),
@@ -283,7 +283,7 @@ def importing_tasks_workflow(tmp_path_factory):
         # the importing task's code: its own jobs only (the import goes one way)
         ("tasks/lotka_volterra.py", {"lotka_volterra"}),
         # a module only lotka_volterra's task module imports (its CNN), simulation included
-        ("embeddings.py", {"lotka_volterra"}),
+        ("nets/embeddings.py", {"lotka_volterra"}),
     ],
 )
 def test_code_change_follows_imports_between_tasks(importing_tasks_workflow, tmp_path, module, tasks):

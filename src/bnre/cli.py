@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 
-def set_threads(threads: int) -> None:
-    """Limit torch (and BLAS, for libraries not yet loaded) to ``threads`` cores."""
+def set_threads(threads: int | None) -> None:
+    """Limit torch (and BLAS, for libraries not yet loaded) to ``threads`` cores (None: no limit)."""
+    if threads is None:
+        return
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     try:
@@ -34,9 +36,9 @@ def log(message: str) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
-    from .data import write_pairs
     from .provenance import provenance
-    from .simulate import simulate_range
+    from .simulation.pairs import write_pairs
+    from .simulation.simulate import simulate_range
     from .tasks import get_task
 
     task = get_task(args.task)
@@ -49,22 +51,23 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from .data import merge_pairs
+    from .simulation.pairs import merge_pairs
 
     merge_pairs(args.blocks, args.output)
     log(f"merged {len(args.blocks)} blocks -> {args.output}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .checkpoint import Interrupted
-    from .config import EXECUTION_OPTIONS, TrainConfig
-    from .data import open_pairs
     from .methods import get_method
+    from .methods.config import EXECUTION_OPTIONS, TrainConfig
+    from .options import parse_json
     from .provenance import provenance
+    from .simulation.pairs import open_pairs
     from .tasks import get_task
-    from .train import train_ensemble
+    from .training.checkpoint import Interrupted
+    from .training.train import train_ensemble
 
-    options = json.loads(args.options)
+    options = parse_json(args.options, "training")
     for key in EXECUTION_OPTIONS:  # given as their own options by the workflow (untracked)
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
@@ -106,35 +109,37 @@ def _write_tables(tables, paths, keys: dict) -> None:
             table.to_csv(tmp, index=False)
 
 
-def _test_pairs(args: argparse.Namespace, task):
-    from .data import read_pairs
+def _test_pairs(path: str, pairs: int, task):
+    from .simulation.pairs import read_pairs
 
-    test = read_pairs(args.test, task=task.name, split="test", **task_shapes(task))
-    if args.pairs > len(test):
-        raise ValueError(f"{args.pairs} coverage pairs requested but {args.test} holds {len(test)}")
-    return test.theta[: args.pairs], test.x[: args.pairs]
+    test = read_pairs(path, task=task.name, split="test", **task_shapes(task))
+    if pairs > len(test):
+        raise ValueError(f"{pairs} coverage pairs requested but {path} holds {len(test)}")
+    return test.theta[:pairs], test.x[:pairs]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .coverage import grid_bins
     from .devices import pick_device
-    from .evaluate import evaluate, with_kept_epochs
-    from .grids import describe
-    from .precision import GridPrecision, bf16_capable
-    from .train import load_ensemble
+    from .evaluation.config import EvaluationConfig
+    from .evaluation.coverage import grid_bins
+    from .evaluation.evaluate import evaluate, with_kept_epochs
+    from .evaluation.grids import describe
+    from .evaluation.precision import bf16_capable
+    from .methods.model_file import load_ensemble
 
+    options = EvaluationConfig.from_json(args.options)
     task, members, meta = load_ensemble(args.model, task=args.task)
-    theta, x = _test_pairs(args, task)
-    spec = grid_spec(args, task.theta_dim)
-    bins = grid_bins(args.bins, task.theta_dim, args.max_cells)
-    log(f"evaluating {len(members)} members of {args.model} on {args.pairs} pairs, {describe(spec, task.theta_dim)}")
+    theta, x = _test_pairs(args.test, options.pairs, task)
+    spec = options.grid_spec(task.theta_dim)
+    bins = grid_bins(options.bins, task.theta_dim, options.max_cells)
+    log(f"evaluating {len(members)} members of {args.model} on {options.pairs} pairs, {describe(spec, task.theta_dim)}")
     device = pick_device(args.device)
-    precision = GridPrecision(args.precision, args.precision_delta, args.precision_tolerance)
+    precision = options.grid_precision()
     if precision.mode == "bf16" and not bf16_capable(device):
-        log(f"--precision bf16 on {device}, which has no native bfloat16: emulated, and slower than float32")
+        log(f"precision bf16 on {device}, which has no native bfloat16: emulated, and slower than float32")
     tables = list(evaluate(
-        task, members, theta, x, bins, device=str(device), coverage=args.coverage_method, mc_samples=args.mc_samples,
-        precision=precision, grid_spec=spec,
+        task, members, theta, x, bins, device=str(device), coverage=options.coverage_method,
+        mc_samples=options.mc_samples, precision=precision, grid_spec=spec,
     ))
     keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
     warn_unresolved(tables[0], keys)
@@ -149,17 +154,19 @@ def cmd_evaluate_exact(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .devices import pick_device
-    from .diagnostics import evaluate_exact
-    from .grids import describe
+    from .evaluation.config import EvaluationConfig
+    from .evaluation.diagnostics import evaluate_exact
+    from .evaluation.grids import describe
     from .tasks import get_task
 
+    options = EvaluationConfig.from_json(args.options)
     task = get_task(args.task)
     if not task.tractable:
         raise ValueError(f"{task.name}: the likelihood is not tractable, there is no exact posterior")
-    theta, x = _test_pairs(args, task)
-    spec = grid_spec(args, task.theta_dim)
-    log(f"evaluating the exact posterior of {task.name} on {args.pairs} pairs, {describe(spec, task.theta_dim)}")
-    tables = evaluate_exact(task, theta, x, args.bins, device=str(pick_device(args.device)), grid_spec=spec)
+    theta, x = _test_pairs(args.test, options.pairs, task)
+    spec = options.grid_spec(task.theta_dim)
+    log(f"evaluating the exact posterior of {task.name} on {options.pairs} pairs, {describe(spec, task.theta_dim)}")
+    tables = evaluate_exact(task, theta, x, options.bins, device=str(pick_device(args.device)), grid_spec=spec)
     warn_unresolved(tables[0], dict(task=task.name, method="exact"))
     # the same rows at every budget: in the figures and tables it is the reference line
     tables = [pd.concat([t.assign(budget=b) for b in args.budgets], ignore_index=True) for t in tables]
@@ -171,7 +178,7 @@ def cmd_evaluate_exact(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from .aggregate import concatenate
+    from .results.aggregate import concatenate
 
     table = concatenate(args.tables, args.output)
     log(f"{len(table)} rows -> {args.output}")
@@ -180,7 +187,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 def cmd_figures(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from . import figures
+    from .results import figures
 
     summary = pd.read_csv(args.summary, dtype={"replicate": str})
     curves = pd.read_csv(args.coverage, dtype={"replicate": str})
@@ -221,8 +228,8 @@ class LazyChoices:
 
 
 def cmd_training_figures(args: argparse.Namespace) -> None:
-    from . import figures
-    from .aggregate import read_histories
+    from .results import figures
+    from .results.aggregate import read_histories
 
     histories = read_histories(args.histories)
     for task in sorted(histories.task.unique()):
@@ -235,11 +242,13 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from . import figures
-    from .data import read_pairs
-    from .infer import ensemble_log_posterior, posterior_view
-    from .train import load_ensemble
+    from .evaluation.config import EvaluationConfig
+    from .evaluation.infer import ensemble_log_posterior, posterior_view
+    from .methods.model_file import load_ensemble
+    from .results import figures
+    from .simulation.pairs import read_pairs
 
+    options = EvaluationConfig.from_json(args.options)
     estimators, task, budget = {}, None, None
     for path in args.models:
         task, members, meta = load_ensemble(path, task=args.task)
@@ -250,7 +259,7 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
         estimators[meta["config"].get("name") or meta["config"]["method"]] = ensemble_log_posterior(members, x, task)
         budget = meta["budget"]
     theta_true = np.asarray(test.theta[args.pair])
-    view = posterior_view(task, estimators, x, grid_spec(args, task.theta_dim), theta_true)
+    view = posterior_view(task, estimators, x, options.grid_spec(task.theta_dim), theta_true)
     figures.posterior_example(
         view.densities, view.lower, view.upper, theta_true, task.labels, f"{task.name}, budget {budget}",
         args.output, tuple(args.formats),
@@ -261,14 +270,16 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
 def cmd_infer(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from . import figures
     from .devices import pick_device
-    from .grids import describe
-    from .infer import (
+    from .evaluation.config import EvaluationConfig
+    from .evaluation.grids import describe
+    from .evaluation.infer import (
         exact_posterior, interval_table, observation_names, plot_window, posterior, read_observations, sample_table,
     )
-    from .train import load_ensemble
+    from .methods.model_file import load_ensemble
+    from .results import figures
 
+    options = EvaluationConfig.from_json(args.options)
     loaded = [load_ensemble(path, task=args.task) for path in args.model]
     task = loaded[0][0]
     others = {meta["task"] for _, _, meta in loaded} - {task.name}
@@ -278,7 +289,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     names = observation_names(args.observation, len(x))
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    spec = grid_spec(args, task.theta_dim)
+    spec = options.grid_spec(task.theta_dim)
     device = str(pick_device(args.device))
     log(f"posteriors of {len(x)} observation(s) of {args.observation}, {describe(spec, task.theta_dim)}")
     samples, intervals, first, spans = [], [], {}, []
@@ -320,7 +331,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     if args.observations:
         if len(args.sources) != 1:
             raise ValueError("--observations checks the files of one task: give exactly one TASK")
-        from .infer import read_observations
+        from .evaluation.infer import read_observations
 
         task = get_task(args.sources[0])
         for path in args.observations:
@@ -338,7 +349,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 def cmd_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .tables import summary_markdown
+    from .results.tables import summary_markdown
 
     print(summary_markdown(pd.read_csv(args.summary, dtype={"replicate": str})))
 
@@ -348,42 +359,10 @@ TASK_HELP = (
     " or [NAME=]module:Class or [NAME=]path/to/file.py:Class"
 )
 
-MAX_CELLS_HELP = (
-    "cap on the grid's cells: bins per dimension are reduced until bins**D fits"
-    " (default 2^15: 90 bins in 1-D and 2-D, 32 in 3-D)"
+EVALUATION_OPTIONS_HELP = (
+    "JSON object of evaluation options: the posterior grid, the test pairs, how ranks are"
+    " computed (see bnre.evaluation.config.EvaluationConfig; defaults as the workflow's)"
 )
-
-
-def add_grid_arguments(s: argparse.ArgumentParser) -> None:
-    """The posterior grid's options (:mod:`bnre.grids`); the adaptive grid's defaults are
-    :class:`bnre.adaptive.Refinement`'s, filled in by :func:`grid_spec` (so that building
-    the parser imports no torch)."""
-    s.add_argument("--bins", type=int, default=90, help="bins per dimension of the uniform grid")
-    s.add_argument("--max-cells", type=int, default=2**15, help=MAX_CELLS_HELP)
-    s.add_argument(
-        "--grid", choices=["adaptive", "uniform"], default="adaptive",
-        help="posterior grid: adaptive (refined per observation, bnre.adaptive) or the uniform grid of --bins",
-    )
-    s.add_argument("--coarse-bins", type=int, help="adaptive grid: coarse bins per dimension (default 16)")
-    s.add_argument("--refine-cells", type=int, help="adaptive grid: density evaluations per pair (default 8100 in 1-D and 2-D, 32768 in 3-D and above)")
-    s.add_argument("--refine-depth", type=int, help="adaptive grid: splits in three of a coarse cell per axis at most (default 16)")
-    s.add_argument(
-        "--refine-tolerance", type=float,
-        help="adaptive grid: summed error score below which a pair's refinement stops (default 0.0001)",
-    )
-
-
-def grid_spec(args: argparse.Namespace, dim: int):
-    """The grid that ``args`` ask for, for ``dim`` parameters."""
-    from .adaptive import Refinement
-    from .coverage import grid_bins
-    from .grids import UniformGrid
-
-    if args.grid == "uniform":
-        return UniformGrid(grid_bins(args.bins, dim, args.max_cells))
-    default = Refinement()
-    given = dict(coarse_bins=args.coarse_bins, cells=args.refine_cells, depth=args.refine_depth, tolerance=args.refine_tolerance)
-    return Refinement(**{key: getattr(default, key) if value is None else value for key, value in given.items()})
 
 
 def warn_unresolved(metrics, keys: dict, threshold: float = 0.01) -> None:
@@ -401,13 +380,14 @@ def warn_unresolved(metrics, keys: dict, threshold: float = 0.01) -> None:
 
 
 ONE_OF = "one of: %(choices)s"
+DEVICE_HELP = "auto (CUDA when available; the default), cpu, cuda"
 
 
 def args_simulate(sub) -> None:
     """The arguments of ``bnre simulate``."""
     s = sub.add_parser("simulate", help="simulate one block of pairs into HDF5")
     s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
-    s.add_argument("--split", required=True, choices=LazyChoices(".simulate", "SPLITS"), metavar="SPLIT", help=ONE_OF)
+    s.add_argument("--split", required=True, choices=LazyChoices(".simulation.simulate", "SPLITS"), metavar="SPLIT", help=ONE_OF)
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--start", type=int, required=True)
     s.add_argument("--stop", type=int, required=True)
@@ -431,7 +411,7 @@ def args_train(sub) -> None:
     s.add_argument("--budget", type=int, required=True)
     s.add_argument("--train", required=True)
     s.add_argument("--val", required=True)
-    s.add_argument("--options", default="{}", help="JSON object of training options (see bnre.config.TrainConfig)")
+    s.add_argument("--options", default="{}", help="JSON object of training options (see bnre.methods.config.TrainConfig)")
     s.add_argument("--model", required=True)
     s.add_argument("--history", required=True)
     s.add_argument("--checkpoint", help="training state, for resuming (default: MODEL.checkpoint)")
@@ -446,24 +426,12 @@ def args_evaluate(sub) -> None:
     s.add_argument("--model", required=True)
     s.add_argument("--task", metavar="TASK", help="the model's task: refuse a model of another one (" + TASK_HELP + ")")
     s.add_argument("--test", required=True)
-    add_grid_arguments(s)
-    s.add_argument("--pairs", type=int, required=True)
+    s.add_argument("--options", default="{}", help=EVALUATION_OPTIONS_HELP)
     s.add_argument("--metrics", required=True)
     s.add_argument("--coverage", required=True)
     s.add_argument("--ranks", required=True)
     s.add_argument("--calibration", required=True, help="SBC, marginal HPD and TARP curves (tidy CSV)")
-    s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    s.add_argument(
-        "--coverage-method", choices=["grid", "mc", "samples"], default="grid",
-        help="ranks from the grid, from MCMC samples, or from a posterior estimator's own samples (NPE, BNPE)",
-    )
-    s.add_argument("--mc-samples", type=int, default=1000, help="MCMC or estimator samples per observation")
-    s.add_argument(
-        "--precision", choices=["auto", "float32", "bf16"], default="float32",
-        help="grid in float32, or in bf16 refined in float32 where a rank can change (auto: bf16 where the hardware has it)",
-    )
-    s.add_argument("--precision-delta", type=float, default=0.1, help="bound on the bf16 log-density error, nats (checked)")
-    s.add_argument("--precision-tolerance", type=float, default=1e-4, help="bound on each rank's error in bf16")
+    s.add_argument("--device", help=DEVICE_HELP)
     s.set_defaults(run=cmd_evaluate)
 
 
@@ -472,14 +440,13 @@ def args_evaluate_exact(sub) -> None:
     s = sub.add_parser("evaluate-exact", help="the same diagnostics for the exact posterior of a tractable task")
     s.add_argument("--task", required=True, metavar="TASK", help=TASK_HELP)
     s.add_argument("--test", required=True)
-    add_grid_arguments(s)
-    s.add_argument("--pairs", type=int, required=True)
+    s.add_argument("--options", default="{}", help=EVALUATION_OPTIONS_HELP)
     s.add_argument("--budgets", type=int, nargs="+", required=True, help="budgets whose rows the exact posterior's repeat")
     s.add_argument("--metrics", required=True)
     s.add_argument("--coverage", required=True)
     s.add_argument("--ranks", required=True)
     s.add_argument("--calibration", required=True)
-    s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    s.add_argument("--device", help=DEVICE_HELP)
     s.set_defaults(run=cmd_evaluate_exact)
 
 
@@ -498,7 +465,7 @@ def args_figures(sub) -> None:
     s.add_argument("--coverage", required=True)
     s.add_argument("--calibration", help="results/calibration.csv: also draw the calibration figures")
     s.add_argument("--outdir", required=True)
-    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.add_argument("--formats", nargs="+", required=True, metavar="FORMAT", help="figure formats, e.g. png pdf svg")
     s.set_defaults(run=cmd_figures)
 
 
@@ -506,7 +473,7 @@ def args_training_figures(sub) -> None:
     """The arguments of ``bnre training-figures``."""
     s = sub.add_parser("training-figures", help="draw validation-loss curves from training histories")
     s.add_argument("--outdir", required=True)
-    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.add_argument("--formats", nargs="+", required=True, metavar="FORMAT", help="figure formats, e.g. png pdf svg")
     s.add_argument("histories", nargs="+", help="models/{task}/{method}/{budget}.history.csv files")
     s.set_defaults(run=cmd_training_figures)
 
@@ -515,11 +482,11 @@ def args_posterior_figure(sub) -> None:
     """The arguments of ``bnre posterior-figure``."""
     s = sub.add_parser("posterior-figure", help="posterior of one test observation, per model file (and the exact one)")
     s.add_argument("--test", required=True)
-    s.add_argument("--pair", type=int, default=0)
-    add_grid_arguments(s)
+    s.add_argument("--pair", type=int, required=True, help="index of the test pair")
+    s.add_argument("--options", default="{}", help=EVALUATION_OPTIONS_HELP)
     s.add_argument("--output", required=True, help="output path without extension")
     s.add_argument("models", nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
-    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.add_argument("--formats", nargs="+", required=True, metavar="FORMAT", help="figure formats, e.g. png pdf svg")
     s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
     s.set_defaults(run=cmd_posterior_figure)
 
@@ -530,14 +497,14 @@ def args_infer(sub) -> None:
     s.add_argument("--model", required=True, nargs="+", help="model files (e.g. the NRE and BNRE ensembles of one budget)")
     s.add_argument("--observation", required=True, help=".npy, .csv (one flattened observation per row) or HDF5 with x")
     s.add_argument("--task", metavar="TASK", help="the models' task (" + TASK_HELP + "; default: the model files')")
-    s.add_argument("--samples", type=int, default=10000, help="posterior draws per observation and model")
-    add_grid_arguments(s)  # up to 3 parameters; MCMC beyond
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    s.add_argument("--samples", type=int, required=True, help="posterior draws per observation and model")
+    s.add_argument("--options", default="{}", help=EVALUATION_OPTIONS_HELP)  # grid up to 3 parameters; MCMC beyond
+    s.add_argument("--seed", type=int, required=True, help="seed of the draws")
+    s.add_argument("--device", help=DEVICE_HELP)
     s.add_argument("--samples-output", required=True, help="tidy CSV of the draws")
     s.add_argument("--intervals-output", required=True, help="tidy CSV of the 50/90/95%% marginal central intervals")
     s.add_argument("--figure", help="corner plot of the file's first observation (path without extension)")
-    s.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    s.add_argument("--formats", nargs="+", required=True, metavar="FORMAT", help="figure formats, e.g. png pdf svg")
     s.set_defaults(run=cmd_infer)
 
 
@@ -558,9 +525,9 @@ def args_tables(sub) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line: each command's arguments come from its ``args_*`` function, so that
-    a job's code hash (:mod:`bnre.sourcegraph`) counts its own command's only."""
+    a job's code hash (:mod:`bnre.workflow.sourcegraph`) counts its own command's only."""
     p = argparse.ArgumentParser(prog="bnre", description=__doc__)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and BLAS")
+    p.add_argument("--threads", type=int, help="CPU threads for torch and BLAS (default: the libraries' own, all cores)")
     sub = p.add_subparsers(dest="command", required=True)
     args_simulate(sub)
     args_merge(sub)
@@ -580,7 +547,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Limit threads before numpy and torch are first imported (by the full parser).
     early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--threads", type=int, default=1)
+    early.add_argument("--threads", type=int)
     known, _ = early.parse_known_args(sys.argv[1:] if argv is None else argv)
     set_threads(known.threads)
     args = parser().parse_args(argv)

@@ -12,7 +12,7 @@ rows of randomly drawn whole blocks, and each epoch visits the member's blocks i
 order, shuffling rows within each block. Because pool rows are i.i.d., a block is as
 random a sample as any other set of :math:`b` rows; the only change is that a batch draws
 its rows from one or two blocks, which is what lets a pool larger than memory be read
-from disk sequentially (:mod:`bnre.stream`).
+from disk sequentially (:mod:`bnre.training.stream`).
 """
 
 from __future__ import annotations

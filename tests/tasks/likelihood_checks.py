@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from bnre.coverage import grid, ranks
+from bnre.evaluation.coverage import grid, ranks
 
 
 def grid_rank_pvalue(task, prior, bins: int, pairs: int = 500, seed: int = 0):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from bnre.coverage import grid
+from bnre.evaluation.coverage import grid
 from bnre.tasks import Gaussian
 
 

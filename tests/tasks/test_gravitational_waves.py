@@ -251,7 +251,7 @@ def test_embedding_shape_backward_and_vmap(task):
     grads = [p.grad for p in embedding.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
-    # ensemble members through torch.func.vmap, as in bnre.stacked
+    # ensemble members through torch.func.vmap, as in bnre.training.stacked
     members = [task.embedding() for _ in range(2)]
     params, buffers = stack_module_state(members)
     base = copy.deepcopy(members[0]).to("meta")

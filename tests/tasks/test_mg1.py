@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from bnre.tasks import MG1, Gaussian
 from bnre.methods import build_estimator
+from bnre.tasks import MG1, Gaussian
 
 
 def test_quantiles_are_monotone_and_above_the_minimum_service():

@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bnre.simulate import simulate_range
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import Task, get_task
 from bnre.tasks.plugins import ENTRY_POINTS
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnre.tasks import SpatialSIR
 from bnre.methods import build_estimator
+from bnre.tasks import SpatialSIR
 
 REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "spatial_sir.py"
 #: E[number of distinct cells] among 1 + Poisson(3) uniform draws with replacement of 2500.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnre.tasks import TASKS, get_task
 from bnre.methods import build_estimator
+from bnre.tasks import TASKS, get_task
 
 
 LAL = importlib.util.find_spec("lalsimulation") is not None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnre.coverage import grid
+from bnre.evaluation.coverage import grid
 from bnre.tasks import TwoMoons
 
 

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from bnre.config import TrainConfig
+from bnre.methods.config import TrainConfig
 from bnre.registry import methods as method_registry
 from bnre.workflow import jobs, settings
 
@@ -32,12 +32,15 @@ def test_an_option_of_other_methods_leaves_a_method_s_options_unchanged():
     assert jobs.train_options(before, "slcp", "bnre") != jobs.train_options(after, "slcp", "bnre")
 
 
-def test_grid_options_are_the_chosen_grid_s_only():
-    adaptive = validated(evaluate={"bins": 33})
-    assert jobs.grid_options(adaptive) == jobs.grid_options(validated())
-    assert jobs.grid_options(adaptive).startswith("--grid adaptive --coarse-bins 8 --refine-cells 1024")
+def test_evaluation_options_are_the_chosen_grid_s_only():
+    adaptive = validated(evaluate={"bins": 33, "precision": "bf16"})
+    for command in jobs.COMMAND_OPTIONS:  # the uniform grid's settings change no adaptive job
+        assert jobs.evaluation_options(adaptive, command) == jobs.evaluation_options(validated(), command)
+    assert json.loads(jobs.evaluation_options(adaptive, "infer")) == {
+        "grid": "adaptive", "coarse_bins": 8, "refine_cells": 1024, "refine_depth": 16, "refine_tolerance": 0.0001}
     uniform = validated(evaluate={"grid": "uniform", "bins": 33})
-    assert jobs.grid_options(uniform).startswith("--grid uniform --bins 33")
+    assert json.loads(jobs.evaluation_options(uniform, "evaluate-exact")) == {
+        "grid": "uniform", "bins": 33, "max_cells": 32768, "pairs": uniform["evaluate"]["pairs"]}
 
 
 def test_a_job_s_code_hash_is_its_command_s_for_its_task():

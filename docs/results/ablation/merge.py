@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnre.aggregate import concatenate
 from bnre.io import atomic_path
+from bnre.results.aggregate import concatenate
 
 KEY = ["task", "method", "budget"]
 

@@ -20,11 +20,11 @@ import torch
 sys.path.insert(0, "benchmarks")
 from evaluation import reference_ranks  # noqa: E402
 
-from bnre.adaptive import Refinement, refine  # noqa: E402
-from bnre.ensemble import Ensemble  # noqa: E402
-from bnre.evaluate import log_posterior_on  # noqa: E402
-from bnre.partition import hpd_ranks, log_masses  # noqa: E402
-from bnre.train import load_ensemble  # noqa: E402
+from bnre.evaluation.adaptive import Refinement, refine  # noqa: E402
+from bnre.evaluation.ensemble import Ensemble  # noqa: E402
+from bnre.evaluation.evaluate import log_posterior_on  # noqa: E402
+from bnre.evaluation.partition import hpd_ranks, log_masses  # noqa: E402
+from bnre.methods.model_file import load_ensemble  # noqa: E402
 
 
 @torch.no_grad()

@@ -16,10 +16,10 @@ import h5py
 import numpy as np
 import torch
 
-from bnre.adaptive import Refinement, refine
-from bnre.ensemble import Ensemble
-from bnre.partition import log_normaliser
-from bnre.train import load_ensemble
+from bnre.evaluation.adaptive import Refinement, refine
+from bnre.evaluation.ensemble import Ensemble
+from bnre.evaluation.partition import log_normaliser
+from bnre.methods.model_file import load_ensemble
 
 
 @torch.no_grad()

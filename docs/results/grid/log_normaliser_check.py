@@ -13,11 +13,11 @@ import sys
 import numpy as np
 import torch
 
+from bnre.evaluation.adaptive import Refinement, adaptive_pass
+from bnre.evaluation.diagnostics import exact_log_posterior
+from bnre.evaluation.partition import log_normaliser, regular_partition
+from bnre.simulation.simulate import simulate_range
 from bnre.tasks import get_task
-from bnre.simulate import simulate_range
-from bnre.diagnostics import exact_log_posterior
-from bnre.adaptive import Refinement, adaptive_pass
-from bnre.partition import log_normaliser, regular_partition
 torch.set_num_threads(1)
 name, N, ref_bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 task = get_task(name)

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from bnre.coverage import coverage_auc
+from bnre.evaluation.coverage import coverage_auc
 
 
 def main(grid_path: str, samples_path: str, draws: int) -> None:

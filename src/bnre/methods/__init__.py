@@ -1,7 +1,7 @@
 r"""Training methods as objects: each owns its estimator, its forward pass and its loss.
 
-A method is built from a :class:`~bnre.config.TrainConfig`. Its :meth:`Method.logits`
-runs an estimator (a plain :class:`~bnre.nn.ConditionalEstimator` or the trainer's stacked
+A method is built from a :class:`~bnre.methods.config.TrainConfig`. Its :meth:`Method.logits`
+runs an estimator (a plain :class:`~bnre.nets.estimators.ConditionalEstimator` or the trainer's stacked
 members) on a batch of joint pairs :math:`(\theta_i, x_i)` and on marginal pairs
 :math:`(\theta'_i, x_i)`, and :meth:`Method.loss` turns those logits into one objective
 value per member. The trainer and the evaluation never branch on a method's name; a new
@@ -15,17 +15,22 @@ the method-specific options it uses (``docs/methods.md``).
 * :mod:`.npe`: :class:`NPE`, :class:`BNPE`, a normalising flow :math:`q(\theta \mid x)`
   trained by likelihood, and its balanced form, whose penalty is that of the implied
   classifier :math:`d = \sigma(\log q - \log p)`;
-* :mod:`.base`: the :class:`Method` interface and the :class:`Balanced` penalty.
+* :mod:`.base`: the :class:`Method` interface and the :class:`Balanced` penalty;
+* :mod:`.losses`: the NRE objective and the balancing penalties;
+* :mod:`.config`: :class:`TrainConfig`, the training options and their defaults;
+* :mod:`.model_file`: a trained ensemble saved and loaded.
+
+Imports: bnre (shared modules only), bnre.registry, bnre.nets, bnre.tasks.
 """
 
 from __future__ import annotations
 
-from ..config import TrainConfig
 from ..registry import methods as registry, resolve
 from .base import Balanced, Forward, Method, build_estimator
+from .config import TrainConfig
 from .contrastive import BCNRE, CNRE
-from .nre import BNRE, NRE
 from .npe import BNPE, NPE, build_posterior_estimator
+from .nre import BNRE, NRE
 
 #: The methods by name, as :data:`bnre.registry.METHODS` names them.
 METHODS: dict[str, type[Method]] = {name: resolve(entry.target) for name, entry in registry.METHODS.items()}

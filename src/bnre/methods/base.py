@@ -1,8 +1,8 @@
 r"""What every method shares: the :class:`Method` interface, the balancing penalty
 (:class:`Balanced`) and the ratio estimator of the task (:func:`build_estimator`).
 
-A method is built from a :class:`~bnre.config.TrainConfig`. Its :meth:`Method.logits`
-runs an estimator (a plain :class:`~bnre.nn.ConditionalEstimator` or the trainer's stacked
+A method is built from a :class:`~bnre.methods.config.TrainConfig`. Its :meth:`Method.logits`
+runs an estimator (a plain :class:`~bnre.nets.estimators.ConditionalEstimator` or the trainer's stacked
 members) on a batch of joint pairs :math:`(\theta_i, x_i)` and on marginal pairs
 :math:`(\theta'_i, x_i)`, and :meth:`Method.loss` turns those logits into one objective
 value per member. The trainer and the evaluation never branch on a method's name.
@@ -16,11 +16,12 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import TrainConfig
-from ..losses import PENALTIES, Logits, marginal_theta, nre_loss
-from ..nn import ConditionalEstimator, RatioEstimator
+from ..nets.estimators import ConditionalEstimator, RatioEstimator
+from ..nets.logits import Logits
 from ..sampling import marginal_permutations
 from ..tasks import Task
+from .config import TrainConfig
+from .losses import PENALTIES, marginal_theta, nre_loss
 
 
 #: ``forward(theta, x, theta_marginal) -> Logits``: an estimator, or stacked members.
@@ -70,6 +71,7 @@ class Method(ABC):
     marginal_pairs: ClassVar[bool] = True
 
     def __init__(self, config: TrainConfig):
+        self.check(config)
         self.config = config
 
     @classmethod

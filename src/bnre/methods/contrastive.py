@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import TrainConfig
-from ..losses import Logits
+from ..nets.logits import Logits
 from .base import Balanced, Forward, Method
+from .config import TrainConfig
 
 
 def contrastive_set_logits(log_ratio_joint: Tensor, log_ratio_others: Tensor, cardinality: int, gamma: float) -> Logits:
@@ -51,7 +51,7 @@ def contrastive_loss(logit_joint: Tensor, logit_marginal: Tensor, gamma: float =
 class CNRE(Method):
     r"""Contrastive NRE (Miller et al. 2022) in lampe's form: a classifier of sets of
     :math:`K` = ``cardinality`` parameters, the joint set holding the observation's own
-    parameter, with odds :math:`\gamma` = ``gamma`` (:func:`~bnre.losses.contrastive_set_logits`).
+    parameter, with odds :math:`\gamma` = ``gamma`` (:func:`~bnre.methods.losses.contrastive_set_logits`).
     The estimator is a ratio :math:`\hat r(\theta, x)` as NRE's; :math:`K = \gamma = 1` is NRE."""
 
     name = "cnre"

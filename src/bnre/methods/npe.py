@@ -1,6 +1,6 @@
 r"""Neural posterior estimation (NPE) and balanced NPE (BNPE, arXiv:2304.10978).
 
-The estimator is a conditional flow :math:`q(\theta \mid x)` (:mod:`bnre.flows`); as every
+The estimator is a conditional flow :math:`q(\theta \mid x)` (:mod:`bnre.nets.flows`); as every
 estimator it gives the evaluation a log-ratio, that of its implied classifier
 :math:`\log q - \log p`, so every diagnostic applies unchanged.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..config import TrainConfig
-from ..flows import PosteriorEstimator
-from ..losses import Logits
+from ..nets.flows import PosteriorEstimator
+from ..nets.logits import Logits
 from ..tasks import Task
 from .base import Balanced, Method, apply_fixed_statistics, input_preprocess
+from .config import TrainConfig
 
 
 def nll_loss(log_density: Tensor) -> Tensor:
@@ -36,7 +36,7 @@ def build_posterior_estimator(task: Task, config: TrainConfig) -> PosteriorEstim
 class NPE(Method):
     r"""Neural posterior estimation: a conditional flow :math:`q(\theta \mid x)` trained by
     maximum likelihood, :math:`-\mathbb{E}_{p(\theta, x)}[\log q(\theta \mid x)]`
-    (:mod:`bnre.flows`). Training needs no marginal pairs; validation still scores them,
+    (:mod:`bnre.nets.flows`). Training needs no marginal pairs; validation still scores them,
     for the implied classifier's balancing value."""
 
     name = "npe"

@@ -39,7 +39,7 @@ METHOD_OPTIONS: frozenset[str] = frozenset().union(*(m.options for m in METHODS.
 #: method without a penalty has weight 0); the other unused options are left out.
 NEUTRAL_OPTIONS: dict[str, object] = {"lambda": 0.0, "lambda_warmup": 0, "penalty": "squared"}
 
-#: Config keys whose field of :class:`bnre.config.TrainConfig` is named otherwise
+#: Config keys whose field of :class:`bnre.methods.config.TrainConfig` is named otherwise
 #: (``lambda`` is a Python keyword).
 CONFIG_FIELDS: dict[str, str] = {"lambda": "lmbda"}
 
@@ -64,7 +64,7 @@ def check_options(method: str, options: dict) -> str | None:
 
 
 def field(key: str) -> str:
-    """The :class:`~bnre.config.TrainConfig` field of config key ``key``."""
+    """The :class:`~bnre.methods.config.TrainConfig` field of config key ``key``."""
     return CONFIG_FIELDS.get(key, key)
 
 

@@ -1,4 +1,9 @@
-"""Benchmark tasks, selected by name with :func:`get_task`."""
+"""The tasks: a simulator, its prior box and, where tractable, its exact posterior, each
+one module and a line in :data:`bnre.registry.tasks.TASKS`; user plugins are loaded from
+a file (:mod:`.plugins`). Select one by name or source with :func:`get_task`.
+
+Imports: bnre (shared modules only), bnre.registry, bnre.nets.
+"""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from ..embeddings import DilatedCNN
+from ..nets.embeddings import DilatedCNN
 from .base import BoxUniform, Task
 
 INSTALL_HINT = (
@@ -297,7 +297,7 @@ class GravitationalWaves(Task):
         return x
 
     def embedding(self) -> nn.Module:
-        """Dilated 1-D CNN over the two channels; see :class:`bnre.embeddings.DilatedCNN`."""
+        """Dilated 1-D CNN over the two channels; see :class:`bnre.nets.embeddings.DilatedCNN`."""
         return DilatedCNN(in_channels=len(DETECTORS), length=self.length, features=self.embedding_features())
 
     def embedding_features(self) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from ..embeddings import SeriesCNN
+from ..nets.embeddings import SeriesCNN
 from .base import BoxUniform, Task
 from .mg1 import Log1p
 
@@ -122,7 +122,7 @@ class LotkaVolterra(Task):
         return Log1p()
 
     def embedding(self) -> nn.Module:
-        """1-D CNN over the standardised series; see :class:`bnre.embeddings.SeriesCNN`."""
+        """1-D CNN over the standardised series; see :class:`bnre.nets.embeddings.SeriesCNN`."""
         return SeriesCNN(in_channels=2, length=self.steps, features=self.embedding_features())
 
     def embedding_features(self) -> int:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from ..embeddings import LatticeResNet
+from ..nets.embeddings import LatticeResNet
 from .base import BoxUniform, Task
 
 SIZE = 50
@@ -142,7 +142,7 @@ class SpatialSIR(Task):
         return x
 
     def embedding(self) -> nn.Module:
-        """Small ResNet over the 3 channels; see :class:`bnre.embeddings.LatticeResNet`."""
+        """Small ResNet over the 3 channels; see :class:`bnre.nets.embeddings.LatticeResNet`."""
         return LatticeResNet(in_channels=3, channels=(32, 64, self.embedding_features()))
 
     def embedding_features(self) -> int:

@@ -4,9 +4,11 @@ schema's types (:mod:`.schema`), the cross-key checks and the tasks it names
 what must be Snakemake: the schema's validation, paths, wildcards, targets and resources.
 
 Standard library, PyYAML and jsonschema only, and nothing of the package beyond
-:mod:`bnre.registry` and :mod:`bnre.sourcegraph`: Snakemake imports it where the package's
+:mod:`bnre.registry` and :mod:`bnre.workflow.sourcegraph`: Snakemake imports it where the package's
 own dependencies (torch, ...) may not be installed. A problem with the config raises
 :class:`ConfigError`, whose message names the key.
+
+Imports: bnre.registry.
 """
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import sourcegraph
 from ..registry import methods as method_registry
+from . import sourcegraph
 from .settings import METHOD_OPTIONS, method_base, task_train_options
 
 
 def train_options(config: dict, task: str, method: str) -> str:
     """The options that define the model of ``method`` on ``task``, as the JSON that
-    :class:`bnre.config.TrainConfig` reads: the execution options left out, the options of
+    :class:`bnre.methods.config.TrainConfig` reads: the execution options left out, the options of
     other methods neutral or left out (so that changing them re-runs nothing here)."""
     options = task_train_options(config, task, method)
     for key in method_registry.EXECUTION_OPTIONS:
@@ -30,22 +30,33 @@ def train_options(config: dict, task: str, method: str) -> str:
     return json.dumps(options, sort_keys=True)
 
 
-def grid_options(config: dict) -> str:
-    """The posterior grid's command-line options (``python -m bnre evaluate --help``): only
-    the chosen grid's, so that the other grid's settings re-run nothing."""
+#: The evaluation options each grid reads, and those each command reads besides its grid's
+#: (:class:`bnre.evaluation.config.EvaluationConfig`): a setting no job reads re-runs nothing.
+GRID_OPTIONS = {
+    "adaptive": ("coarse_bins", "refine_cells", "refine_depth", "refine_tolerance"),
+    "uniform": ("bins", "max_cells"),
+}
+COMMAND_OPTIONS = {
+    "evaluate": {"any": ("pairs", "coverage_method", "mc_samples"),
+                 "uniform": ("precision", "precision_delta", "precision_tolerance")},
+    "evaluate-exact": {"any": ("pairs",)},
+    "posterior-figure": {},
+    "infer": {},
+}
+
+
+def evaluation_options(config: dict, command: str) -> str:
+    """The JSON object of evaluation options that ``python -m bnre <command> --options``
+    reads: the chosen grid's and the command's own, so that other settings re-run nothing."""
     e = config["evaluate"]
-    if e["grid"] == "uniform":
-        return f"--grid uniform --bins {e['bins']} --max-cells {e['max_cells']}"
-    cells = "" if e["refine_cells"] is None else f" --refine-cells {e['refine_cells']}"
-    return (
-        f"--grid adaptive --coarse-bins {e['coarse_bins']}{cells}"
-        f" --refine-depth {e['refine_depth']} --refine-tolerance {e['refine_tolerance']}"
-    )
+    own = COMMAND_OPTIONS[command]
+    keys = ("grid", *GRID_OPTIONS[e["grid"]], *own.get("any", ()), *own.get(e["grid"], ()))
+    return json.dumps({key: e[key] for key in keys}, sort_keys=True)
 
 
 def code_hash(commands: tuple[str, ...], task: str | None, plugins: dict, package: Path) -> str:
     """The hash of what ``python -m bnre <command>`` runs for each of ``commands`` on
-    ``task`` (:func:`bnre.sourcegraph.code_hash`), and of the task's plugin file if it has one."""
+    ``task`` (:func:`bnre.workflow.sourcegraph.code_hash`), and of the task's plugin file if it has one."""
     code = sourcegraph.code_hash(commands, task, package)
     if task not in plugins:
         return code
