@@ -42,6 +42,13 @@ def checked(function, *args):
 
 CONFIG_SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
 config.update(checked(command_line_typed, config, CONFIG_SCHEMA, CONFIG_SCHEMA))
+# Seeds: `seeds`, or the `seed` of the user's own config files or --config (older configs)
+USER_FILES = {
+    str(f): yaml.safe_load(Path(f).read_text()) for f in workflow.overwrite_configfiles
+}
+COMMAND_LINE = dict(workflow.config_settings.config)
+config["seeds"] = checked(settings.resolve_seeds, config, USER_FILES, COMMAND_LINE)
+config.pop("seed", None)
 validate(config, schema="../config/schema.yaml")
 checked(settings.check_config, config)
 CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -77,16 +84,16 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}; ")
 # Every file the rules pass between them, as a pattern defined once; `path` fills some
 # wildcards and leaves the others, e.g. path("split", split="test") -> data/{task}/test.h5.
 PATHS = {
-    "block": "data/{task}/blocks/{split}/{block}.h5",
-    "split": "data/{task}/{split}.h5",
-    "model": "models/{task}/{method}/{budget}.pt",
-    "history": "models/{task}/{method}/{budget}.history.csv",
-    "result": "results/{task}/{method}/{budget}/{kind}.csv",
+    "block": "data/{task}/seed{seed}/blocks/{split}/{block}.h5",
+    "split": "data/{task}/seed{seed}/{split}.h5",
+    "model": "models/{task}/seed{seed}/{method}/{budget}.pt",
+    "history": "models/{task}/seed{seed}/{method}/{budget}.history.csv",
+    "result": "results/{task}/seed{seed}/{method}/{budget}/{kind}.csv",
     "summary": "results/summary.csv",
     "coverage": "results/coverage.csv",
     "calibration": "results/calibration.csv",
     "figure": "figures/{stem}.{ext}",
-    "observed": "results/{task}/observed/{observation}/{kind}.csv",
+    "observed": "results/{task}/seed{seed}/observed/{observation}/{kind}.csv",
 }
 
 
@@ -100,6 +107,7 @@ def path(name, **values):
     return PATHS[name].format_map(_Wildcards(values))
 
 
+SEEDS = config["seeds"]
 TASKS = config["tasks"]
 METHODS = config["methods"]
 BUDGETS = config["budgets"]
@@ -107,6 +115,7 @@ SPLITS = ["train", "val", "test"]
 
 
 wildcard_constraints:
+    seed=r"\d+",
     task="|".join(TASKS),
     method="|".join(METHODS),
     budget=r"\d+",
@@ -133,6 +142,7 @@ def block_range(wildcards):
 def block_files(wildcards):
     return expand(
         path("block"),
+        seed=wildcards.seed,
         task=wildcards.task,
         split=wildcards.split,
         block=range(n_blocks(wildcards.split)),
@@ -146,7 +156,9 @@ def method_base(method):
 
 def train_options(wildcards):
     """The options that define the model, as the JSON TrainConfig reads (tracked params)."""
-    return jobs.train_options(config, wildcards.task, wildcards.method)
+    return jobs.train_options(
+        config, wildcards.task, wildcards.method, int(wildcards.seed)
+    )
 
 
 def train_execution(key):
@@ -170,6 +182,7 @@ def evaluation_tables(kind):
     exact posterior."""
     tables = expand(
         path("result"),
+        seed=SEEDS,
         task=TASKS,
         method=METHODS,
         budget=BUDGETS,
@@ -177,7 +190,10 @@ def evaluation_tables(kind):
     )
     exact = [task for task in TASKS if task in TRACTABLE_TASKS]
     return tables + expand(
-        path("result", method="exact", budget="all"), task=exact, kind=kind
+        path("result", method="exact", budget="all"),
+        seed=SEEDS,
+        task=exact,
+        kind=kind,
     )
 
 
@@ -239,7 +255,9 @@ def observed_outputs():
     """Figures of the infer rule (wildcards task, observation), the first for the report."""
     outputs = []
     for i, ext in enumerate(config["figures"]["formats"]):
-        figure = path("figure", stem="observed_{task}_{observation}", ext=ext)
+        figure = path(
+            "figure", stem="observed_{task}_{observation}_seed{seed}", ext=ext
+        )
         if i == 0:
             figure = report(
                 figure,
@@ -258,10 +276,16 @@ def observed_files():
         for observation in observations:
             files += expand(
                 path("observed", task=task, observation=observation),
+                seed=SEEDS,
                 kind=["samples", "intervals"],
             )
             files += expand(
-                path("figure", stem=f"observed_{task}_{observation}", ext="{ext}"),
+                path(
+                    "figure",
+                    stem=f"observed_{task}_{observation}_seed{{seed}}",
+                    ext="{ext}",
+                ),
+                seed=SEEDS,
                 ext=config["figures"]["formats"],
             )
     return files
@@ -270,6 +294,7 @@ def observed_files():
 def history_files():
     return expand(
         path("history"),
+        seed=SEEDS,
         task=TASKS,
         method=METHODS,
         budget=BUDGETS,

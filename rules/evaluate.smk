@@ -8,9 +8,9 @@ rule evaluate:
         ranks=path("result", kind="ranks"),
         calibration=path("result", kind="calibration"),
     log:
-        "logs/evaluate/{task}/{method}/{budget}.log",
+        "logs/evaluate/{task}/seed{seed}/{method}/{budget}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{task}/{method}/{budget}.tsv"
+        "logs/benchmarks/evaluate/{task}/seed{seed}/{method}/{budget}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: job_threads("evaluate")
@@ -38,9 +38,9 @@ rule evaluate_exact:
         ranks=path("result", method="exact", budget="all", kind="ranks"),
         calibration=path("result", method="exact", budget="all", kind="calibration"),
     log:
-        "logs/evaluate/{task}/exact.log",
+        "logs/evaluate/{task}/seed{seed}/exact.log",
     benchmark:
-        "logs/benchmarks/evaluate/{task}/exact.tsv"
+        "logs/benchmarks/evaluate/{task}/seed{seed}/exact.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: job_threads("evaluate")

@@ -50,9 +50,11 @@ rule training_figures:
 
 rule posterior_figure:
     input:
-        test=path("split", split="test"),
+        # an example, from the first seed's test pairs and models
+        test=path("split", split="test", seed=SEEDS[0]),
         models=lambda wildcards: expand(
             path("model"),
+            seed=SEEDS[0],
             task=wildcards.task,
             method=METHODS,
             budget=max(BUDGETS),

@@ -2,6 +2,7 @@ rule infer:
     input:
         models=lambda wildcards: expand(
             path("model"),
+            seed=wildcards.seed,
             task=wildcards.task,
             method=METHODS,
             budget=INFER_BUDGET,
@@ -12,9 +13,9 @@ rule infer:
         samples=path("observed", kind="samples"),
         intervals=path("observed", kind="intervals"),
     log:
-        "logs/infer/{task}/{observation}.log",
+        "logs/infer/{task}/seed{seed}/{observation}.log",
     benchmark:
-        "logs/benchmarks/infer/{task}/{observation}.tsv"
+        "logs/benchmarks/infer/{task}/seed{seed}/{observation}.tsv"
     conda:
         "../envs/infer.yaml"
     threads: job_threads("infer")
@@ -35,5 +36,5 @@ rule infer:
         " --samples {params.samples} --seed {params.seed} --options {params.options:q}"
         " --samples-output {output.samples}"
         " --intervals-output {output.intervals}"
-        " --figure figures/observed_{wildcards.task}_{wildcards.observation}"
+        " --figure figures/observed_{wildcards.task}_{wildcards.observation}_seed{wildcards.seed}"
         " --formats {params.formats} > {log} 2>&1"

@@ -2,9 +2,9 @@ rule simulate_block:
     output:
         temp(path("block")),
     log:
-        "logs/simulate/{task}/{split}/{block}.log",
+        "logs/simulate/{task}/seed{seed}/{split}/{block}.log",
     benchmark:
-        "logs/benchmarks/simulate/{task}/{split}/{block}.tsv"
+        "logs/benchmarks/simulate/{task}/seed{seed}/{split}/{block}.tsv"
     conda:
         simulate_env
     threads: job_threads("simulate_block")
@@ -15,12 +15,11 @@ rule simulate_block:
     params:
         code=package_code("simulate"),
         task=task_source,
-        seed=config["seed"],
         start=lambda wildcards: block_range(wildcards)[0],
         stop=lambda wildcards: block_range(wildcards)[1],
     shell:
         "python -m bnre --threads {threads} simulate --task {params.task:q}"
-        " --split {wildcards.split} --seed {params.seed}"
+        " --split {wildcards.split} --seed {wildcards.seed}"
         " --start {params.start} --stop {params.stop} --output {output} > {log} 2>&1"
 
 
@@ -30,9 +29,9 @@ rule merge_blocks:
     output:
         path("split"),
     log:
-        "logs/merge/{task}/{split}.log",
+        "logs/merge/{task}/seed{seed}/{split}.log",
     benchmark:
-        "logs/benchmarks/merge/{task}/{split}.tsv"
+        "logs/benchmarks/merge/{task}/seed{seed}/{split}.tsv"
     conda:
         "../envs/simulate.yaml"
     threads: job_threads("merge_blocks")
@@ -42,9 +41,9 @@ rule merge_blocks:
         gpu=job_gpus("merge_blocks"),
     params:
         # the blocks are temporary: what made them is recorded here, so that a change of
-        # simulator code, seed or split size re-runs the merge and, through it, the blocks
+        # simulator code or split size re-runs the merge and, through it, the blocks (the
+        # seed is in the path)
         code=package_code("simulate", "merge"),
-        seed=config["seed"],
         pairs=lambda wildcards: split_size(wildcards.split),
     shell:
         "python -m bnre merge --output {output} {input} > {log} 2>&1"

@@ -6,9 +6,9 @@ rule train:
         model=path("model"),
         history=path("history"),
     log:
-        "logs/train/{task}/{method}/{budget}.log",
+        "logs/train/{task}/seed{seed}/{method}/{budget}.log",
     benchmark:
-        "logs/benchmarks/train/{task}/{method}/{budget}.tsv"
+        "logs/benchmarks/train/{task}/seed{seed}/{method}/{budget}.tsv"
     conda:
         "../envs/train.yaml"
     threads: job_threads("train")

@@ -64,7 +64,7 @@ def exact_log_posterior(workdir):
     from bnre.tasks import Gaussian
 
     config = yaml.safe_load(CONFIG.read_text())
-    test = read_pairs(workdir / "data" / "gaussian" / "test.h5", task="gaussian", theta_dim=2, x_shape=(2,))
+    test = read_pairs(workdir / "data" / "gaussian" / "seed11" / "test.h5", task="gaussian", theta_dim=2, x_shape=(2,))
     theta = torch.as_tensor(test.theta[: config["evaluate"]["pairs"]]).double()
     x = torch.as_tensor(test.x[: config["evaluate"]["pairs"]]).double()
     return float(Gaussian().log_posterior(theta, x).mean())
@@ -91,11 +91,11 @@ def test_summary_equals_a_direct_evaluation_of_the_model_files(run):
     workdir, summary = run
     config = yaml.safe_load(CONFIG.read_text())
     pairs = config["evaluate"]["pairs"]
-    test = read_pairs(workdir / "data" / "gaussian" / "test.h5", task="gaussian", theta_dim=2, x_shape=(2,))
+    test = read_pairs(workdir / "data" / "gaussian" / "seed11" / "test.h5", task="gaussian", theta_dim=2, x_shape=(2,))
     assert test.attrs["split"] == "test"
     for method in config["methods"]:
         budget = config["budgets"][0]
-        task, members, meta = load_ensemble(workdir / "models" / "gaussian" / method / f"{budget}.pt")
+        task, members, meta = load_ensemble(workdir / "models" / "gaussian" / "seed11" / method / f"{budget}.pt")
         spec = Refinement(coarse_bins=config["evaluate"]["coarse_bins"], cells=config["evaluate"]["refine_cells"])
         metrics, _, _, _ = evaluate(task, members, test.theta[:pairs], test.x[:pairs], bins=60, grid_spec=spec)
         metrics = with_kept_epochs(metrics, meta["kept_epochs"])

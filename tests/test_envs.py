@@ -198,7 +198,7 @@ ALL_IMPORTS = set().union(*(imports_of(c) for c in GRAPH.commands()))
 
 def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
     """Arguments of a small real run of the rule's command, on the tiny workflow's files."""
-    data, results = workdir / "data" / "gaussian", workdir / "results"
+    data, results = workdir / "data" / "gaussian" / "seed3", workdir / "results"  # tiny.yaml: seed 3
     return {
         "simulate_block": ["simulate", "--task", "slcp", "--split", "val", "--seed", 1, "--start", 64, "--stop", 128,
                            "--output", tmp / "block1.h5"],
@@ -206,7 +206,7 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
         "train": ["train", "--task", "gaussian", "--method", "bnre", "--budget", 64, "--train", data / "train.h5",
                   "--val", data / "val.h5", "--options", '{"replicates": 1, "epochs": 1, "hidden": [8]}',
                   "--model", tmp / "model.pt", "--history", tmp / "history.csv"],
-        "evaluate": ["evaluate", "--model", sorted(workdir.glob("models/gaussian/*/*.pt"))[0], "--test", data / "test.h5",
+        "evaluate": ["evaluate", "--model", sorted(workdir.glob("models/gaussian/seed3/*/*.pt"))[0], "--test", data / "test.h5",
                      "--options", '{"grid": "uniform", "bins": 10, "pairs": 20}', "--metrics", tmp / "metrics.csv", "--coverage", tmp / "coverage.csv",
                      "--ranks", tmp / "ranks.csv", "--calibration", tmp / "calibration.csv"],
         "evaluate_exact": ["evaluate-exact", "--task", "gaussian", "--test", data / "test.h5",
@@ -220,13 +220,13 @@ def stage_arguments(rule: str, workdir: Path, tmp: Path) -> list:
         "figures": ["figures", "--summary", results / "summary.csv", "--coverage", results / "coverage.csv",
                     "--calibration", results / "calibration.csv", "--outdir", tmp / "figures", "--formats", "png"],
         "training_figures": ["training-figures", "--outdir", tmp / "figures",
-                             *sorted(workdir.glob("models/*/*/*.history.csv")), "--formats", "png"],
-        "infer": ["infer", "--model", *sorted(workdir.glob("models/gaussian/*/512.pt")), "--observation", data / "test.h5",
+                             *sorted(workdir.glob("models/*/*/*/*.history.csv")), "--formats", "png"],
+        "infer": ["infer", "--model", *sorted(workdir.glob("models/gaussian/seed3/*/512.pt")), "--observation", data / "test.h5",
                   "--samples", 10, "--seed", 0, "--options", '{"grid": "uniform", "bins": 10}', "--samples-output", tmp / "samples.csv",
                   "--intervals-output", tmp / "intervals.csv", "--figure", tmp / "corner", "--formats", "png"],
         "posterior_figure": ["posterior-figure", "--test", data / "test.h5", "--pair", 0,
                              "--options", '{"grid": "uniform", "bins": 10}', "--output",
-                             tmp / "figures" / "posterior", *sorted(workdir.glob("models/gaussian/*/*.pt")),
+                             tmp / "figures" / "posterior", *sorted(workdir.glob("models/gaussian/seed3/*/*.pt")),
                              "--formats", "png"],
     }[rule]
 

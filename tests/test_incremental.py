@@ -295,6 +295,21 @@ def test_code_change_follows_imports_between_tasks(importing_tasks_workflow, tmp
     assert {w["task"] for _, w in jobs if "task" in w} == tasks
 
 
+def test_a_one_seed_list_is_the_scalar_seed(tiny_workflow):
+    """tiny.yaml's ``seed: 3`` and ``seeds: [3]`` are one study: the same files, params and
+    code, so the run made with the first is complete for the second (bit for bit)."""
+    assert planned(tiny_workflow, "--config", "seeds=[3]") == []
+
+
+def test_adding_a_seed_runs_only_that_seed_s_cells(tiny_workflow):
+    jobs = planned(tiny_workflow, "--config", "seeds=[3,4]")
+    seeded = [(rule, w) for rule, w in jobs if "seed" in w]
+    assert {w["seed"] for _, w in seeded} == {"4"}
+    assert counts(seeded) == {**per_task(CONFIG, len(CONFIG["tasks"])), **EXACT}
+    # the tables and figures gather every seed; the posterior example stays the first seed's
+    assert counts([(rule, w) for rule, w in jobs if "seed" not in w]) == {**DOWNSTREAM, "training_figures": 1}
+
+
 def test_summary_names_the_outputs_whose_params_changed(tiny_workflow, tmp_path):
     epochs = override(tmp_path, "epochs", {"train": {"epochs": CONFIG["train"]["epochs"] + 1}})
     output = snakemake("--summary", "--directory", tiny_workflow, "--configfile", TINY, epochs)
@@ -342,7 +357,7 @@ def test_variants_are_their_own_cells_trained_on_the_same_subsets(variants_workf
     workdir, _ = variants_workflow
     seeds = {}
     for method in ("nre", "bnre", *VARIANTS):
-        payload = torch.load(workdir / "models" / "gaussian" / method / "256.pt", weights_only=True)
+        payload = torch.load(workdir / "models" / "gaussian" / "seed3" / method / "256.pt", weights_only=True)
         base = VARIANTS[method]["base"] if method in VARIANTS else method
         assert (payload["config"]["method"], payload["config"]["name"]) == (base, method)
         for key, value in VARIANTS.get(method, {}).get("train", {}).items():
@@ -351,7 +366,7 @@ def test_variants_are_their_own_cells_trained_on_the_same_subsets(variants_workf
     assert len({tuple(s) for s in seeds.values()}) == 1  # member k: one seed, one subset, every method
     summary = pd.read_csv(workdir / "results" / "summary.csv")
     assert set(summary.method) == {"nre", "bnre", *VARIANTS, "exact"}  # gaussian's exact posterior too
-    history = pd.read_csv(workdir / "models" / "gaussian" / "nre_last" / "256.history.csv")
+    history = pd.read_csv(workdir / "models" / "gaussian" / "seed3" / "nre_last" / "256.history.csv")
     assert (history.method == "nre_last").all()
     epochs = CONFIG["train"]["epochs"]
     assert history.groupby("member").epoch.max().eq(epochs).all()  # no early stopping

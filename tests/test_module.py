@@ -59,9 +59,9 @@ def test_another_project_uses_the_workflow_as_a_module(tmp_path):
     snakemake("--cores", "2")
     summary = pd.read_csv(project / "results" / "summary.csv", dtype={"replicate": str})
     assert set(summary.method) == {"nre", "bnre", "exact"}
-    intervals = pd.read_csv(project / "results" / "gaussian" / "observed" / "observed" / "intervals.csv")
+    intervals = pd.read_csv(project / "results" / "gaussian" / "seed2" / "observed" / "observed" / "intervals.csv")
     assert set(intervals.method) == {"nre", "bnre"}
-    assert (project / "figures" / "observed_gaussian_observed.png").is_file()
+    assert (project / "figures" / "observed_gaussian_observed_seed2.png").is_file()
     assert "Nothing to be done" in snakemake("--cores", "1", "--dry-run")
     snakemake("--report", "report.html")
     assert (project / "report.html").stat().st_size > 100_000

@@ -77,10 +77,10 @@ def test_the_example_runs_through_the_dag(oscillator_workflow):
     assert 0.5 < ensemble.loc["nre", "log_prior"] < 2.0
     assert ensemble.loc["exact", "log_posterior"] > ensemble.loc["exact", "log_prior"]
     for figure in ("coverage_oscillator", "calibration_oscillator", "posterior_oscillator", "kl_exact",
-                   "observed_oscillator_observed"):
+                   "observed_oscillator_observed_seed5"):
         assert (work / "figures" / f"{figure}.png").stat().st_size > 1000
     # the posterior of the observed data, per method
-    observed = work / "results" / "oscillator" / "observed" / "observed"
+    observed = work / "results" / "oscillator" / "seed5" / "observed" / "observed"
     draws = pd.read_csv(observed / "samples.csv")
     assert set(draws.method) == {"nre", "bnre"} and len(draws) == 2 * 200
     assert list(draws.columns[-2:]) == ["omega", "zeta"]

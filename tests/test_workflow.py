@@ -57,21 +57,22 @@ def plugin_tractable(config: dict, directory: Path | None) -> set[str]:
 def expected_jobs(config: dict, directory: Path | None = None) -> dict[str, int]:
     sim = config["simulation"]
     blocks = sum(math.ceil(sim[s] / sim["block_size"]) for s in ("train", "val", "test"))
-    models = len(config["tasks"]) * len(config.get("methods", ["nre", "bnre"])) * len(config["budgets"])
+    seeds = len(config.get("seeds", [None]))  # `seed: N` is one seed
+    models = seeds * len(config["tasks"]) * len(config.get("methods", ["nre", "bnre"])) * len(config["budgets"])
     tractable = [task for task in config["tasks"] if task in TRACTABLE | plugin_tractable(config, directory)]
     jobs = {
-        "simulate_block": len(config["tasks"]) * blocks,
-        "merge_blocks": len(config["tasks"]) * 3,
+        "simulate_block": seeds * len(config["tasks"]) * blocks,
+        "merge_blocks": seeds * len(config["tasks"]) * 3,
         "train": models,
         "evaluate": models,
-        "evaluate_exact": len(tractable),
+        "evaluate_exact": seeds * len(tractable),
         "aggregate_summary": 1,
         "aggregate_coverage": 1,
         "aggregate_calibration": 1,
         "figures": 1,
         "training_figures": 1,
         "posterior_figure": len(config["tasks"]),
-        "infer": sum(len(files) for files in config.get("observations", {}).values()),
+        "infer": seeds * sum(len(files) for files in config.get("observations", {}).values()),
         "all": 1,
     }
     return {rule: count for rule, count in jobs.items() if count}
@@ -162,12 +163,19 @@ def test_dry_run_of_paper_config(tmp_path):
          ("0 is less than the minimum of 1", "On instance['train']['tasks']['slcp']['shuffle_block']")),
         ({"train": {"tasks": {"slcp": {"tasks": {}}}}}, "('tasks' was unexpected)"),
         ({"train": {"batch_size": 1}}, "1 is less than the minimum of 2"),
+        # seeds, each named (tiny.yaml's own `seed: 3` is left out where `seeds` is given)
+        ({"seeds": []}, "config: seeds must be a non-empty list of seeds, got []"),
+        ({"seeds": [2, 5, 2]}, "config: seeds: seed(s) [2] given more than once"),
+        ({"seeds": [1, -1]}, "config: seeds: -1 is not a seed (an integer >= 0)"),
+        ({"seed": -1}, "config: seed: -1 is not a seed (an integer >= 0)"),
     ],
 )
 def test_bad_config_is_refused_before_any_job(tmp_path, override, message):
     """The schema's refusals, and a few of the cross-key checks end to end (all of those are
     called directly in tests/workflow/test_settings.py)."""
     config = yaml.safe_load(TINY.read_text())
+    if "seeds" in override:
+        del config["seed"]
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key].update(value)
@@ -203,6 +211,53 @@ def test_a_bad_observation_file_is_refused_before_any_job_naming_file_and_rows(t
     assert not (tmp_path / "data").exists()
 
 
+def test_seed_and_seeds_both_in_the_user_s_files_are_refused_before_any_job(tmp_path):
+    seeds = tmp_path / "seeds.yaml"
+    seeds.write_text("seeds: [3, 4]\n")  # tiny.yaml gives seed: 3
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", TINY, seeds, check=False)
+    assert result.returncode != 0
+    assert f"config: seed (in {TINY}) and seeds (in {seeds}) are both given" in result.stdout + result.stderr
+    assert not (tmp_path / "data").exists()
+    # --config takes precedence over the files: one place, no conflict
+    result = snakemake("--dry-run", "--directory", tmp_path, "--configfile", TINY, "--config", "seeds=[3,4]")
+    assert job_counts(result.stdout)["train"] == 2 * expected_jobs(yaml.safe_load(TINY.read_text()))["train"]
+
+
+def test_two_seeds_have_their_own_data_models_and_rows(tmp_path):
+    from bnre.simulation.pairs import read_pairs
+
+    config = yaml.safe_load(TINY.read_text())
+    del config["seed"]
+    config.update(seeds=[3, 4], tasks=["gaussian"], methods=["nre"], budgets=[256])
+    path = tmp_path / "two_seeds.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snakemake("--cores", "2", "--directory", tmp_path, "--configfile", path)
+    tests = {s: read_pairs(tmp_path / "data" / "gaussian" / f"seed{s}" / "test.h5") for s in (3, 4)}
+    assert {int(t.attrs["seed"]) for t in tests.values()} == {3, 4}
+    assert not np.array_equal(tests[3].theta, tests[4].theta)  # each seed its own pools
+    import torch
+
+    members = {s: torch.load(tmp_path / "models" / "gaussian" / f"seed{s}" / "nre" / "256.pt", weights_only=True)
+               for s in (3, 4)}
+    assert members[3]["config"]["seed"] == 3 and members[4]["config"]["seed"] == 4
+    assert not set(members[3]["member_seeds"]) & set(members[4]["member_seeds"])
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv", dtype={"replicate": str})
+    assert set(summary.seed) == {3, 4}
+    rows = summary.groupby("seed").size()
+    assert rows[3] == rows[4] and set(summary[summary.seed == 3].metric) == set(summary[summary.seed == 4].metric)
+    auc = summary[(summary.metric == "coverage_auc") & (summary.replicate == "ensemble") & (summary.method == "nre")]
+    assert len(auc) == 2 and auc.value.nunique() == 2  # independent data, different values
+    for table in ("coverage", "calibration"):
+        assert set(pd.read_csv(tmp_path / "results" / f"{table}.csv").seed) == {3, 4}
+    histories = pd.concat(pd.read_csv(p) for p in (tmp_path / "models").rglob("*.history.csv"))
+    assert set(histories.seed) == {3, 4}
+    for stem in ("coverage_gaussian", "coverage_auc", "training_gaussian", "posterior_gaussian"):
+        assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 10_000
+    tables = subprocess.run([sys.executable, "-m", "bnre", "tables", str(tmp_path / "results" / "summary.csv")],
+                            capture_output=True, text=True, check=True).stdout
+    assert "±" in tables  # the ensembles of two seeds: mean ± sd
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_workflow):
     # the session's one local run of the tiny config (tests/conftest.py), shared with the
@@ -214,8 +269,8 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     workdir, _ = tiny_run
     config = yaml.safe_load(TINY.read_text())
     summary = pd.read_csv(workdir / "results" / "summary.csv", dtype={"replicate": str})
-    assert list(summary.columns) == ["task", "method", "budget", "replicate", "metric", "value"]
-    assert set(summary.task) == set(config["tasks"])
+    assert list(summary.columns) == ["task", "seed", "method", "budget", "replicate", "metric", "value"]
+    assert set(summary.task) == set(config["tasks"]) and set(summary.seed) == {config["seed"]}
     # both tiny tasks are tractable: their exact posterior is a reference "method"
     assert set(summary.method) == {"nre", "bnre", "exact"}
     assert set(summary.budget) == set(config["budgets"])

@@ -115,7 +115,7 @@ def _test_pairs(path: str, pairs: int, task):
     test = read_pairs(path, task=task.name, split="test", **task_shapes(task))
     if pairs > len(test):
         raise ValueError(f"{pairs} coverage pairs requested but {path} holds {len(test)}")
-    return test.theta[:pairs], test.x[:pairs]
+    return test.theta[:pairs], test.x[:pairs], int(test.attrs["seed"])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -125,11 +125,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.evaluate import evaluate, with_kept_epochs
     from .evaluation.grids import describe
     from .evaluation.precision import bf16_capable
-    from .methods.model_file import load_ensemble
+    from .methods.model_file import load_ensemble, model_keys
 
     options = EvaluationConfig.from_json(args.options)
     task, members, meta = load_ensemble(args.model, task=args.task)
-    theta, x = _test_pairs(args.test, options.pairs, task)
+    theta, x, _ = _test_pairs(args.test, options.pairs, task)
     spec = options.grid_spec(task.theta_dim)
     bins = grid_bins(options.bins, task.theta_dim, options.max_cells)
     log(f"evaluating {len(members)} members of {args.model} on {options.pairs} pairs, {describe(spec, task.theta_dim)}")
@@ -141,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         task, members, theta, x, bins, device=str(device), coverage=options.coverage_method,
         mc_samples=options.mc_samples, precision=precision, grid_spec=spec,
     ))
-    keys = dict(task=task.name, method=meta["config"].get("name") or meta["config"]["method"], budget=meta["budget"])
+    keys = model_keys(meta)
     warn_unresolved(tables[0], keys)
     tables[0] = with_kept_epochs(tables[0], meta.get("kept_epochs"))
     _write_tables(tables, (args.metrics, args.coverage, args.ranks, args.calibration), keys)
@@ -163,16 +163,17 @@ def cmd_evaluate_exact(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     if not task.tractable:
         raise ValueError(f"{task.name}: the likelihood is not tractable, there is no exact posterior")
-    theta, x = _test_pairs(args.test, options.pairs, task)
+    theta, x, seed = _test_pairs(args.test, options.pairs, task)
     spec = options.grid_spec(task.theta_dim)
     log(f"evaluating the exact posterior of {task.name} on {options.pairs} pairs, {describe(spec, task.theta_dim)}")
     tables = evaluate_exact(task, theta, x, options.bins, device=str(pick_device(args.device)), grid_spec=spec)
-    warn_unresolved(tables[0], dict(task=task.name, method="exact"))
+    keys = dict(task=task.name, seed=seed, method="exact")
+    warn_unresolved(tables[0], keys)
     # the same rows at every budget: in the figures and tables it is the reference line
     tables = [pd.concat([t.assign(budget=b) for b in args.budgets], ignore_index=True) for t in tables]
     for t in tables:
         t.insert(0, "budget", t.pop("budget"))
-    _write_tables(tables, (args.metrics, args.coverage, args.ranks, args.calibration), dict(task=task.name, method="exact"))
+    _write_tables(tables, (args.metrics, args.coverage, args.ranks, args.calibration), keys)
     auc = tables[0][tables[0].metric == "coverage_auc"].value.iloc[0]
     log(f"exact posterior coverage AUC on the grid {auc:+.3f}")
 
@@ -276,7 +277,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from .evaluation.infer import (
         exact_posterior, interval_table, observation_names, plot_window, posterior, read_observations, sample_table,
     )
-    from .methods.model_file import load_ensemble
+    from .methods.model_file import load_ensemble, model_keys
     from .results import figures
 
     options = EvaluationConfig.from_json(args.options)
@@ -298,7 +299,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         if method in first:
             raise ValueError(f"two models of method {method!r}: {path}")
         result = posterior(task, members, x, args.samples, seed=args.seed, device=device, grid_spec=spec)
-        keys = dict(task=task.name, method=method, budget=meta["budget"])
+        keys = model_keys(meta)
         samples.append(_keyed(sample_table(task, result, names), keys))
         intervals.append(_keyed(interval_table(task, result, names), keys))
         first[method] = result.samples[0]

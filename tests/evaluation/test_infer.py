@@ -190,7 +190,7 @@ def test_the_command_line_writes_draws_intervals_and_a_corner_plot(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     draws = pd.read_csv(tmp_path / "s.csv")
-    assert list(draws.columns) == ["task", "method", "budget", "observation", "draw", "theta_1", "theta_2"]
+    assert list(draws.columns) == ["task", "seed", "method", "budget", "observation", "draw", "theta_1", "theta_2"]
     assert len(draws) == 2 * 500 and set(draws.observation) == {"obs_0", "obs_1"}
     intervals = pd.read_csv(tmp_path / "i.csv")
     assert len(intervals) == 2 * 2 * len(LEVELS)

@@ -41,7 +41,7 @@ def test_schema_options_and_defaults_are_trainconfig_s():
     for key, default in DEFAULTS.items():
         assert fields[FIELD.get(key, key)] == default, key
     assert fields["replicates"] == SCHEMA["properties"]["replicates"]["default"]
-    assert fields["seed"] == SCHEMA["properties"]["seed"]["default"]
+    assert [fields["seed"]] == SCHEMA["properties"]["seeds"]["default"]  # the default study: one seed, TrainConfig's
     assert set(EXECUTION_OPTIONS) <= set(OPTIONS)
 
 

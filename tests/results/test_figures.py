@@ -151,3 +151,13 @@ def test_the_figure_of_three_parameters_shows_the_marginal_of_the_first_two():
     grid = np.stack(np.meshgrid(*centres, indexing="ij"), axis=-1)
     expected = stats.norm.pdf(grid, loc=x[0, :2].numpy(), scale=task.sigma).prod(axis=-1)
     np.testing.assert_allclose(view.densities["exact"], expected, atol=0.03 * expected.max())
+
+
+def test_each_seed_draws_its_own_lines():
+    """Two seeds' replicate 0 are two lines, never one line through both seeds' points."""
+    rows = pd.DataFrame([dict(seed=s, replicate=r, level=l, coverage=l) for s in (1, 2) for r in ("0", "ensemble")
+                         for l in (0.0, 0.5, 1.0)])
+    drawn = list(figures.lines(rows, "replicate"))
+    assert sorted(key for key, _ in drawn) == ["0", "0", "ensemble", "ensemble"]
+    assert all(len(line) == 3 and line.seed.nunique() == 1 for _, line in drawn)
+    assert len(list(figures.lines(rows.drop(columns="seed")[rows.seed == 1], "replicate"))) == 2  # tables without seeds

@@ -57,8 +57,8 @@ def minutes(limit):
 
 
 def assert_same_outputs(local: Path, cluster: Path):
-    data = sorted(p.relative_to(local) for p in local.glob("data/*/*.h5"))
-    assert data and data == sorted(p.relative_to(cluster) for p in cluster.glob("data/*/*.h5"))
+    data = sorted(p.relative_to(local) for p in local.glob("data/*/*/*.h5"))
+    assert data and data == sorted(p.relative_to(cluster) for p in cluster.glob("data/*/*/*.h5"))
     for name in data:
         with h5py.File(local / name) as a, h5py.File(cluster / name) as b:
             assert set(a) == set(b), name
@@ -68,8 +68,8 @@ def assert_same_outputs(local: Path, cluster: Path):
             # provenance records the command line and commit, which may differ between runs
             strip = lambda attrs: {k: v for k, v in attrs.items() if k != "provenance"}  # noqa: E731
             assert strip(a.attrs) == strip(b.attrs), name
-    models = sorted(p.relative_to(local) for p in local.glob("models/*/*/*.pt"))
-    assert models and models == sorted(p.relative_to(cluster) for p in cluster.glob("models/*/*/*.pt"))
+    models = sorted(p.relative_to(local) for p in local.glob("models/*/*/*/*.pt"))
+    assert models and models == sorted(p.relative_to(cluster) for p in cluster.glob("models/*/*/*/*.pt"))
     for name in models:
         a, b = (torch.load(root / name, weights_only=False) for root in (local, cluster))
         for key in ("task", "budget", "config", "member_seeds"):

@@ -18,7 +18,7 @@ from slurm_cluster import PARTITION
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
-TARGET = "models/gaussian/bnre/512.pt"
+TARGET = "models/gaussian/seed3/bnre/512.pt"  # tiny.yaml: seed 3
 
 pytestmark = pytest.mark.workflow
 
@@ -73,7 +73,7 @@ def test_cancelled_training_job_resumes_from_its_checkpoint(slurm_cluster, tmp_p
         j["JobState"] for j in slurm_cluster.jobs() if j["Comment"] == cancelled["Comment"] and j["JobId"] not in earlier
     ]
     assert sorted(states) == ["CANCELLED", "COMPLETED"]
-    train_log = (cluster_dir / "logs/train/gaussian/bnre/512.log").read_text()
+    train_log = (cluster_dir / "logs/train/gaussian/seed3/bnre/512.log").read_text()
     assert "resumed from" in train_log, train_log[-2000:]
     assert not checkpoint.exists()
 

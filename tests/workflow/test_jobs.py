@@ -15,21 +15,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_train_options_are_what_train_config_reads_and_leave_out_what_the_method_ignores():
     config = validated(methods=["nre", "bnre", "npe"], train={"lambda": 7.0, "gamma": 2.0})
     for method in ("nre", "bnre", "npe"):
-        options = json.loads(jobs.train_options(config, "gaussian", method))
+        options = json.loads(jobs.train_options(config, "gaussian", method, 3))
         TrainConfig(**options)  # every key a field, every value accepted
         assert options["method"] == method and options["name"] == method
         assert not set(options) & set(method_registry.EXECUTION_OPTIONS)
         assert "gamma" not in options  # no contrastive method here
-    assert json.loads(jobs.train_options(config, "gaussian", "bnre"))["lmbda"] == 7.0
-    assert json.loads(jobs.train_options(config, "gaussian", "nre"))["lmbda"] == 0.0  # neutral
-    assert "hidden" not in json.loads(jobs.train_options(config, "gaussian", "npe"))
+    assert json.loads(jobs.train_options(config, "gaussian", "bnre", 3))["lmbda"] == 7.0
+    assert json.loads(jobs.train_options(config, "gaussian", "nre", 3))["lmbda"] == 0.0  # neutral
+    assert "hidden" not in json.loads(jobs.train_options(config, "gaussian", "npe", 3))
 
 
 def test_an_option_of_other_methods_leaves_a_method_s_options_unchanged():
     before = validated(methods=["nre", "bnre"])
     after = validated(methods=["nre", "bnre"], train={"lambda": 3.0, "flow": "maf", "cardinality": 5})
-    assert jobs.train_options(before, "slcp", "nre") == jobs.train_options(after, "slcp", "nre")
-    assert jobs.train_options(before, "slcp", "bnre") != jobs.train_options(after, "slcp", "bnre")
+    assert jobs.train_options(before, "slcp", "nre", 3) == jobs.train_options(after, "slcp", "nre", 3)
+    assert jobs.train_options(before, "slcp", "bnre", 3) != jobs.train_options(after, "slcp", "bnre", 3)
 
 
 def test_evaluation_options_are_the_chosen_grid_s_only():

@@ -115,3 +115,34 @@ def test_train_options_are_the_defaults_then_the_task_s_then_the_variant_s():
     assert slcp["lr"] == 0.02 and slcp["epochs"] == 7
     assert settings.task_train_options(config, "slcp", "bnre_fast")["lr"] == 0.03
     assert settings.method_base(config, "bnre_fast") == "bnre" and settings.method_base(config, "nre") == "nre"
+
+
+def test_seeds_are_the_list_or_the_user_s_single_seed():
+    # the default config's seeds, unless the user's files or --config give seed
+    assert settings.resolve_seeds({"seeds": [1]}, {}, {}) == [1]
+    assert settings.resolve_seeds({"seeds": [1, 2, 3]}, {"mine.yaml": {"seeds": [1, 2, 3]}}, {}) == [1, 2, 3]
+    assert settings.resolve_seeds({"seeds": [1], "seed": 3}, {"mine.yaml": {"seed": 3}}, {}) == [3]
+    assert settings.resolve_seeds({"seeds": [1], "seed": 3}, {}, {"seed": "3"}) == [3]
+    # --config takes precedence over the files, so it may give the other key
+    assert settings.resolve_seeds({"seeds": [3, 4], "seed": 3}, {"mine.yaml": {"seed": 3}}, {"seeds": "[3,4]"}) == [3, 4]
+    # a module's config (no files of the user's): its seed
+    assert settings.resolve_seeds({"seed": 2}, {}, {}) == [2]
+
+
+@pytest.mark.parametrize("config, files, command_line, message", [
+    ({"seeds": [1], "seed": 1}, {"a.yaml": {"seed": 1}, "b.yaml": {"seeds": [1]}}, {},
+     "config: seed (in a.yaml) and seeds (in b.yaml) are both given; give seeds only"),
+    ({"seeds": [1], "seed": 1}, {"a.yaml": {"seed": 1, "seeds": [1]}}, {}, "seed (in a.yaml) and seeds (in a.yaml)"),
+    ({"seeds": [1], "seed": 1}, {}, {"seed": "1", "seeds": "[1]"}, "seed (in --config) and seeds (in --config)"),
+    ({"seeds": []}, {}, {}, "config: seeds must be a non-empty list of seeds, got []"),
+    ({"seeds": 4}, {}, {}, "config: seeds must be a non-empty list of seeds, got 4"),
+    ({"seeds": [1, 2, 1, 2]}, {}, {}, r"config: seeds: seed(s) [1, 2] given more than once"),
+    ({"seeds": [0, -3]}, {}, {}, "config: seeds: -3 is not a seed (an integer >= 0)"),
+    ({"seeds": [1.5]}, {}, {}, "config: seeds: 1.5 is not a seed"),
+    ({"seeds": [True]}, {}, {}, "config: seeds: True is not a seed"),
+    ({"seed": -1}, {"a.yaml": {"seed": -1}}, {}, "config: seed: -1 is not a seed"),
+])
+def test_bad_seeds_are_refused_naming_the_key(config, files, command_line, message):
+    with pytest.raises(ConfigError) as error:
+        settings.resolve_seeds(config, files, command_line)
+    assert message in str(error.value)

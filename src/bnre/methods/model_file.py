@@ -56,6 +56,14 @@ def save_ensemble(
         torch.save(payload, tmp)
 
 
+def model_keys(payload: dict) -> dict:
+    """The columns that name a model's rows in every table: task, root seed, method (a
+    variant's name) and budget."""
+    config = payload["config"]
+    return dict(task=payload["task"], seed=config["seed"], method=config.get("name") or config["method"],
+                budget=payload["budget"])
+
+
 def load_ensemble(path: str | os.PathLike, task: str | None = None) -> tuple[Task, list[ConditionalEstimator], dict]:
     """Load a model file; return its task, its members (in eval mode) and its metadata.
 

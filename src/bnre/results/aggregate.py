@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..io import atomic_path
 
-KEYS = ["task", "method", "budget", "replicate"]
+KEYS = ["task", "seed", "method", "budget", "replicate"]
 
 
 def concatenate(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> pd.DataFrame:
@@ -26,11 +26,11 @@ def concatenate(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -
 
 def read_histories(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Training histories (model files' ``.history.csv``) as one table; each names its own
-    task, method and budget in its first columns."""
+    task, seed, method and budget in its first columns."""
     tables = []
     for path in paths:
         table = pd.read_csv(path)
-        missing = [key for key in KEYS[:3] if key not in table.columns]
+        missing = [key for key in ("task", "method", "budget") if key not in table.columns]
         if missing:
             raise ValueError(f"{path}: history without the columns {missing} (written by an older version: retrain)")
         tables.append(table)

@@ -64,11 +64,19 @@ def _save(fig: plt.Figure, stem: str | os.PathLike, formats: tuple[str, ...]) ->
     return paths
 
 
+def lines(data: pd.DataFrame, key: str):
+    """Yield (``key``'s value, rows) for each line of a figure: one per ``key`` (replicate,
+    member) and root seed, where the table has seeds."""
+    by = ["seed", key] if "seed" in data.columns else [key]
+    for values, rows in data.groupby(by):
+        yield values[-1], rows
+
+
 def coverage_curves(curves: pd.DataFrame, task: str, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
     """Expected coverage vs credibility level, one panel per budget, NRE vs BNRE.
 
     Replicates are thin lines, the ensemble thick, the band is the ensemble's 95%
-    Clopper–Pearson interval.
+    Clopper–Pearson interval; with several root seeds, each seed's replicates and ensemble.
     """
     data = curves[curves.task == task]
     budgets = sorted(data.budget.unique())
@@ -78,7 +86,7 @@ def coverage_curves(curves: pd.DataFrame, task: str, stem: str | os.PathLike, fo
         ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="nominal")
         for method, colour in palette.items():
             sub = data[(data.budget == budget) & (data.method == method)]
-            for replicate, line in sub.groupby("replicate"):
+            for replicate, line in lines(sub, "replicate"):
                 if replicate == "ensemble":
                     name = label(method) if method == "exact" else f"{label(method)} ensemble"
                     ax.plot(line.level, line.coverage, color=colour, linewidth=2, label=name,
@@ -101,8 +109,9 @@ def metric_vs_budget(
 ) -> list[Path]:
     """A metric vs simulation budget (log2 axis), one panel per task.
 
-    Points: mean ± std over replicates; crosses: the ensemble. ``reference`` names a
-    metric drawn as a grey horizontal line (e.g. the prior's log density).
+    Points: mean ± std over replicates (of every root seed); crosses: the ensemble of each
+    seed, so that their spread is the spread across seeds. ``reference`` names a metric
+    drawn as a grey horizontal line (e.g. the prior's log density).
     """
     data = summary[summary.metric == metric]
     tasks = sorted(data.task.unique())
@@ -118,7 +127,8 @@ def metric_vs_budget(
         ens = sub[sub.replicate == "ensemble"]
         for method, color in palette.items():
             e = ens[ens.method == method].sort_values("budget")
-            if method == "exact":  # the same at every budget: a reference line
+            if method == "exact":  # the same at every budget: a reference line (mean over seeds)
+                e = e.groupby("budget", as_index=False).value.mean()
                 ax.plot(e.budget, e.value, color=color, linestyle="--", linewidth=1.2, zorder=3)
             else:
                 ax.scatter(e.budget, e.value, marker="x", color=color, zorder=3)
@@ -172,7 +182,7 @@ def calibration_curves(calibration: pd.DataFrame, task: str, stem: str | os.Path
             ax.axhline(0, color="grey", linewidth=0.8)
             sub = data[(data.diagnostic == diagnostic) & (data.parameter == parameter) & (data.budget == budget)]
             for method, colour in palette.items():
-                for replicate, line in sub[sub.method == method].groupby("replicate"):
+                for replicate, line in lines(sub[sub.method == method], "replicate"):
                     if replicate != "ensemble":
                         ax.plot(line.level, line.value - line.level, color=colour, linewidth=0.6, alpha=0.5)
                         continue
@@ -193,7 +203,8 @@ def calibration_curves(calibration: pd.DataFrame, task: str, stem: str | os.Path
 
 
 def training_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike, formats: tuple[str, ...]) -> list[Path]:
-    """Validation loss vs epoch, one panel per budget, one line per member, NRE vs BNRE.
+    """Validation loss vs epoch, one panel per budget, one line per member (of every root
+    seed), NRE vs BNRE.
 
     ``histories`` holds the per-epoch CSVs of the training jobs with added ``task``,
     ``method`` and ``budget`` columns.
@@ -205,7 +216,7 @@ def training_curves(histories: pd.DataFrame, task: str, stem: str | os.PathLike,
     for ax, budget in zip(axes[0], budgets):
         for method, color in palette.items():
             sub = data[(data.budget == budget) & (data.method == method)]
-            for _, member in sub.groupby("member"):
+            for _, member in lines(sub, "member"):
                 ax.plot(member.epoch, member.val_loss, color=color, linewidth=0.9, alpha=0.8)
         ax.set_title(f"{task}, budget {budget}")
         ax.set_xlabel("epoch")

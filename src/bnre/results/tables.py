@@ -17,7 +17,8 @@ def _cell(values: pd.Series) -> str:
 
 
 def metric_table(summary: pd.DataFrame, task: str, metric: str) -> str:
-    """Rows: budgets; columns: each method's members (mean ± sd) and ensemble."""
+    """Rows: budgets; columns: each method's members (mean ± sd) and ensemble (of each
+    root seed: mean ± sd across seeds)."""
     data = summary[(summary.task == task) & (summary.metric == metric)]
     methods = ordered_methods(data.method)
     header = ["budget"] + [f"{label(m)} {kind}" for m in methods for kind in ("members", "ensemble")]
@@ -33,8 +34,12 @@ def metric_table(summary: pd.DataFrame, task: str, metric: str) -> str:
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
-    """Per task: the coverage AUC table and the expected log posterior table."""
+    """Per task: the coverage AUC table and the expected log posterior table. With several
+    root seeds, a cell pools the seeds' members (or their ensembles): mean ± sd."""
     parts = []
+    if "seed" in summary.columns and summary.seed.nunique() > 1:
+        seeds = ", ".join(str(s) for s in sorted(summary.seed.unique()))
+        parts.append(f"Root seeds {seeds}: each cell pools every seed's members, or their ensembles (mean ± sd).\n")
     for task in sorted(summary.task.unique()):
         prior = summary[(summary.task == task) & (summary.metric == "log_prior")].value
         parts.append(f"### {task}\n")

@@ -30,7 +30,7 @@ from .fit import fit_ensemble
 from .stream import PairsSource
 
 #: Columns of the history CSV, before the per-epoch values of ``fit_ensemble``.
-HISTORY_KEYS = ("task", "method", "budget")
+HISTORY_KEYS = ("task", "seed", "method", "budget")
 
 Log = Callable[[str], None]
 
@@ -70,7 +70,7 @@ def train_ensemble(
     states, history = fit_ensemble(
         task, estimators, seeds, subsets, train, val, config, checkpoint_path, fingerprint, log
     )
-    keys = dict(task=task_name, method=config.name, budget=budget)
+    keys = dict(task=task_name, seed=config.seed, method=config.name, budget=budget)
     rows = [{**keys, **row} for row in sorted(history, key=lambda r: (r["member"], r["epoch"]))]
     with atomic_path(history_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

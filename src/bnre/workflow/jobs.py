@@ -11,8 +11,8 @@ from . import sourcegraph
 from .settings import METHOD_OPTIONS, method_base, task_train_options
 
 
-def train_options(config: dict, task: str, method: str) -> str:
-    """The options that define the model of ``method`` on ``task``, as the JSON that
+def train_options(config: dict, task: str, method: str, seed: int) -> str:
+    """The options that define the model of ``method`` on ``task`` for root ``seed``, as the JSON that
     :class:`bnre.methods.config.TrainConfig` reads: the execution options left out, the options of
     other methods neutral or left out (so that changing them re-runs nothing here)."""
     options = task_train_options(config, task, method)
@@ -26,7 +26,7 @@ def train_options(config: dict, task: str, method: str) -> str:
             else:
                 del options[key]
     options = {method_registry.field(key): value for key, value in options.items()}
-    options.update(replicates=config["replicates"], seed=config["seed"], method=base, name=method)
+    options.update(replicates=config["replicates"], seed=seed, method=base, name=method)
     return json.dumps(options, sort_keys=True)
 
 

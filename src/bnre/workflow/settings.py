@@ -65,6 +65,39 @@ def task_train_options(config: dict, task: str, method: str | None = None) -> di
     return options
 
 
+def resolve_seeds(config: dict, user_files: dict[str, dict], command_line: dict) -> list[int]:
+    """The study's root seeds, each an axis of the DAG: ``seeds``, or ``[seed]`` where the
+    user gives the single ``seed`` of older configs.
+
+    ``user_files`` maps each of the user's own config files to what it holds, and
+    ``command_line`` is what ``--config`` gives (it takes precedence): a ``seed`` given
+    there takes the place of the default config's ``seeds``. Giving both in one place, or
+    both across the user's files, is refused, as are an empty list, a duplicate and a
+    negative seed, each naming the key.
+    """
+    sources = {"--config": command_line} if {"seed", "seeds"} & set(command_line) else user_files
+    with_seed = [name for name, values in sources.items() if "seed" in (values or {})]
+    with_seeds = [name for name, values in sources.items() if "seeds" in (values or {})]
+    if with_seed and with_seeds:
+        raise ConfigError(
+            f"config: seed (in {', '.join(with_seed)}) and seeds (in {', '.join(with_seeds)}) are both given; "
+            "give seeds only (seed: N means seeds: [N])"
+        )
+    if with_seed or ("seed" in config and not with_seeds):
+        seeds, key = [config["seed"]], "seed"
+    else:
+        seeds, key = config.get("seeds", [1]), "seeds"
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError(f"config: {key} must be a non-empty list of seeds, got {seeds!r}")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"config: {key}: {seed!r} is not a seed (an integer >= 0)")
+    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicates:
+        raise ConfigError(f"config: {key}: seed(s) {duplicates} given more than once; each seed is one run of the study")
+    return list(seeds)
+
+
 def check_config(config: dict) -> None:
     """Cross-key checks the JSON schema cannot express."""
     unknown = [m for m in config["methods"] if m not in BASE_METHODS and m not in config["variants"]]
