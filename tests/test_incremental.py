@@ -7,7 +7,6 @@ the code, and checks the planned jobs rule by rule and task by task.
 
 import math
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import pytest
 import yaml
 
 from bnre.registry import tasks as task_registry
+
+from checkout import copy_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
@@ -183,12 +184,7 @@ EVERYTHING = {**per_task(CONFIG, len(CONFIG["tasks"])), **EXACT, **DOWNSTREAM, *
 
 def code_copy(tmp_path):
     """A copy of the checkout, its code only."""
-    copy = tmp_path / "repo"
-    shutil.copytree(
-        ROOT, copy,
-        ignore=shutil.ignore_patterns(".git", ".snakemake", "data", "models", "results", "figures", "logs", "__pycache__"),
-    )
-    return copy
+    return copy_checkout(tmp_path / "repo")
 
 
 def changed_copy(tmp_path, *modules):

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from checkout import copy_checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 LAL = importlib.util.find_spec("lalsimulation") is not None
@@ -431,11 +433,7 @@ def test_every_method_runs_through_the_whole_dag(tmp_path):
 def test_a_seventh_method_is_its_module_and_one_registry_line(tmp_path):
     """A toy method in a module of its own, registered by one line in bnre.registry.methods,
     runs through the tiny DAG: the schema, the rules and the CLI are untouched."""
-    copy = tmp_path / "repo"
-    shutil.copytree(
-        ROOT, copy,
-        ignore=shutil.ignore_patterns(".git", ".snakemake", "data", "models", "results", "figures", "logs", "__pycache__"),
-    )
+    copy = copy_checkout(tmp_path / "repo")
     methods = copy / "src" / "bnre" / "methods"
     (methods / "toy.py").write_text(
         '"""NRE under another name: a seventh method."""\n\nfrom .nre import NRE\n\n\n'
