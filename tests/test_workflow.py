@@ -382,7 +382,7 @@ def test_gravitational_wave_task_runs_through_the_dag_streaming_its_data(tmp_pat
     assert set(summary.task) == {"gravitational_waves"} and set(summary.method) == {"nre", "bnre"}
     assert summary[summary.metric == "coverage_auc"].value.between(-0.5, 0.5).all()
     for method in ("nre", "bnre"):
-        log = (tmp_path / "logs" / "train" / "gravitational_waves" / method / "128.log").read_text()
+        log = (tmp_path / "logs" / "train" / "gravitational_waves" / "seed5" / method / "128.log").read_text()
         assert "streaming" in log  # 8 MB of training x, a 4 MB limit
     assert (tmp_path / "figures" / "posterior_gravitational_waves.png").exists()
 
@@ -422,7 +422,7 @@ def test_every_method_runs_through_the_whole_dag(tmp_path):
         rows = summary[(summary.method == method) & (summary.replicate == "ensemble")].set_index("metric").value
         for metric in ("coverage_auc", "log_posterior", "balancing", "kl_exact", "tarp_auc", "hdr_size_0.90"):
             assert np.isfinite(rows[metric]), (method, metric)
-    intervals = pd.concat(pd.read_csv(p) for p in (tmp_path / "results" / "gaussian" / "observed").rglob("intervals.csv"))
+    intervals = pd.concat(pd.read_csv(p) for p in (tmp_path / "results" / "gaussian").rglob("observed/*/intervals.csv"))
     samplers = intervals.groupby("method").sampler.first().to_dict()
     assert samplers == {m: "flow" if m in ("npe", "bnpe") else "grid" for m in methods}
     assert (tmp_path / "figures" / "coverage_gaussian.png").stat().st_size > 0
