@@ -83,19 +83,31 @@ def test_vectorised_members_of_every_method_equal_independent_runs(method):
         method=method, replicates=2, epochs=5, patience=2, hidden=[32, 32], batch_size=64, scheduler_patience=0,
         lr=3e-3, cardinality=3, gamma=2.0, flow_transforms=2, flow_hidden=[16, 16], marginals="permute", lmbda=10.0,
     )
+    keys = ("train_loss", "val_loss", "val_balancing", "penalty_variance")
+    for state, _, ref_state, _ in members_against_the_reference(task, config, train, val, keys, nan_ok=True):
+        for name, value in ref_state.items():
+            assert torch.allclose(state[name], value, rtol=1e-3, atol=2e-4), name
+    # (the per-member schedules and early stops are the method-independent code of the test above)
+
+
+def members_against_the_reference(task, config, train, val, keys, nan_ok=False):
+    """Train ``config``'s members stacked and each alone in the reference loop
+    (tests/reference_trainer.py); check that the epochs, ``keys``, the penalty violation
+    and the learning rate agree, and return each member's (state, history, reference
+    state, reference history)."""
     states, history = fit_members(task, config, train, val, 1000)
-    for k in range(2):
+    members = []
+    for k in range(config.replicates):
         ref_state, ref_history = train_member(task, config, train, val, 1000, k)
         mine = [h for h in history if h["member"] == k]
         assert [h["epoch"] for h in mine] == [h["epoch"] for h in ref_history]
         for a, b in zip(mine, ref_history):
-            for key in ("train_loss", "val_loss", "val_balancing", "penalty_variance"):
-                assert a[key] == pytest.approx(b[key], rel=2e-4, abs=1e-9, nan_ok=True), (key, a["epoch"])
+            for key in keys:
+                assert a[key] == pytest.approx(b[key], rel=2e-4, abs=1e-9, nan_ok=nan_ok), (key, a["epoch"])
             assert a["penalty_violation"] == penalty_violation_approx(b), a["epoch"]
             assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
-        for name, value in ref_state.items():
-            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=2e-4), name
-    # (the per-member schedules and early stops are the method-independent code of the test above)
+        members.append((states[k], mine, ref_state, ref_history))
+    return members
 
 
 def penalty_violation_approx(reference: dict):
@@ -125,21 +137,15 @@ def test_protocol_options_in_the_stacked_trainer_equal_a_plain_loop(options):
     task = get_task("slcp")
     train, val = pairs("slcp", "train", 2048), pairs("slcp", "val", 512)
     config = TrainConfig(method="bnre", replicates=2, epochs=7, hidden=[32, 32], batch_size=64, lr=0.01, **options)
-    states, history = fit_members(task, config, train, val, 1000)
-    for k in range(2):
-        ref_state, ref_history = train_member(task, config, train, val, 1000, k)
-        mine = [h for h in history if h["member"] == k]
-        assert [h["epoch"] for h in mine] == [h["epoch"] for h in ref_history]
+    members = members_against_the_reference(task, config, train, val, ("train_loss", "val_loss", "penalty_variance"))
+    for state, mine, ref_state, ref_history in members:
         for a, b in zip(mine, ref_history):
-            for key in ("train_loss", "val_loss", "penalty_variance"):
-                assert a[key] == pytest.approx(b[key], rel=2e-4, abs=1e-9), (key, a["epoch"])
-            assert a["penalty_violation"] == penalty_violation_approx(b), a["epoch"]
             for key in ("grad_norm_bce", "grad_norm_penalty"):
                 assert a[key] == pytest.approx(b[key], rel=2e-3), (key, a["epoch"])
-            assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
         assert mine[-1]["kept"] and sum(h["kept"] for h in mine) == 1  # keep="last": the last epoch
         for name, value in ref_state.items():
-            assert torch.allclose(states[k][name], value, rtol=1e-3, atol=2e-4), name
+            assert torch.allclose(state[name], value, rtol=1e-3, atol=2e-4), name
+    states, history = [m[0] for m in members], [h for m in members for h in m[1]]
     if options is AUTHORS:
         assert all(len([h for h in history if h["member"] == k]) == config.epochs for k in range(2))
         assert min(h["lr"] for h in history) == pytest.approx(config.scheduler_min_lr)  # reduced, to the floor
