@@ -245,7 +245,7 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
 
     from .evaluation.config import EvaluationConfig
     from .evaluation.infer import ensemble_log_posterior, posterior_view
-    from .methods.model_file import load_ensemble
+    from .methods.model_file import load_ensemble, model_keys
     from .results import figures
     from .simulation.pairs import read_pairs
 
@@ -257,7 +257,7 @@ def cmd_posterior_figure(args: argparse.Namespace) -> None:
         if args.pair >= len(test):
             raise ValueError(f"pair {args.pair} requested but {args.test} holds {len(test)}")
         x = torch.as_tensor(test.x[args.pair : args.pair + 1])
-        estimators[meta["config"].get("name") or meta["config"]["method"]] = ensemble_log_posterior(members, x, task)
+        estimators[model_keys(meta)["method"]] = ensemble_log_posterior(members, x, task)
         budget = meta["budget"]
     theta_true = np.asarray(test.theta[args.pair])
     view = posterior_view(task, estimators, x, options.grid_spec(task.theta_dim), theta_true)
@@ -295,11 +295,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
     log(f"posteriors of {len(x)} observation(s) of {args.observation}, {describe(spec, task.theta_dim)}")
     samples, intervals, first, spans = [], [], {}, []
     for (_, members, meta), path in zip(loaded, args.model):
-        method = meta["config"].get("name") or meta["config"]["method"]
+        keys = model_keys(meta)
+        method = keys["method"]
         if method in first:
             raise ValueError(f"two models of method {method!r}: {path}")
         result = posterior(task, members, x, args.samples, seed=args.seed, device=device, grid_spec=spec)
-        keys = model_keys(meta)
         samples.append(_keyed(sample_table(task, result, names), keys))
         intervals.append(_keyed(interval_table(task, result, names), keys))
         first[method] = result.samples[0]

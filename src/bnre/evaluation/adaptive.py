@@ -125,8 +125,8 @@ class Refinement:
             raise ValueError(f"refine_tolerance must be in (0, 1), got {self.tolerance}")
         if self.cells is not None and self.cells < 2 * self.coarse_bins:
             raise ValueError(
-                f"refine_cells = {self.cells} cannot hold the coarse grid of coarse_bins = {self.coarse_bins} "
-                "and its refinement: it must be at least 2 * coarse_bins"
+                f"refine_cells ({self.cells}) must be at least 2 * coarse_bins ({2 * self.coarse_bins}): "
+                "it holds the coarse grid and its refinement"
             )
 
     def budget(self, dim: int) -> int:

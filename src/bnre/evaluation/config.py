@@ -53,21 +53,14 @@ class EvaluationConfig:
         for key, choices in CHOICES.items():
             if getattr(self, key) not in choices:
                 raise ValueError(f"evaluation option {key} must be one of {choices}, got {getattr(self, key)!r}")
-        for key, low in (("bins", 2), ("max_cells", 2), ("coarse_bins", 2), ("pairs", 1), ("mc_samples", 10)):
+        for key, low in (("bins", 2), ("max_cells", 2), ("pairs", 1), ("mc_samples", 10)):
             if int(getattr(self, key)) < low:
                 raise ValueError(f"evaluation option {key} must be >= {low}, got {getattr(self, key)}")
-        if self.refine_cells is not None and self.refine_cells < 2 * self.coarse_bins:
-            raise ValueError(
-                f"evaluation option refine_cells ({self.refine_cells}) must be at least 2 * coarse_bins "
-                f"({2 * self.coarse_bins}): it holds the coarse grid and its refinement"
-            )
-        if not 1 <= self.refine_depth <= 30:
-            raise ValueError(f"evaluation option refine_depth must be in 1..30, got {self.refine_depth}")
-        for key in ("refine_tolerance", "precision_tolerance"):
-            if not 0 < getattr(self, key) < 1:
-                raise ValueError(f"evaluation option {key} must be in (0, 1), got {getattr(self, key)}")
-        if not self.precision_delta > 0:
-            raise ValueError(f"evaluation option precision_delta must be > 0, got {self.precision_delta}")
+        try:  # the adaptive grid's and the precision's bounds are their own classes'
+            self.refinement()
+            self.grid_precision()
+        except ValueError as error:
+            raise ValueError(f"evaluation option {error}") from None
 
     @classmethod
     def from_dict(cls, values: dict) -> "EvaluationConfig":
@@ -82,12 +75,17 @@ class EvaluationConfig:
     def grid_spec(self, dim: int):
         """The grid for ``dim`` parameters: a :class:`~.adaptive.Refinement` or a
         :class:`~.grids.UniformGrid`."""
-        from .adaptive import Refinement
         from .coverage import grid_bins
         from .grids import UniformGrid
 
         if self.grid == "uniform":
             return UniformGrid(grid_bins(self.bins, dim, self.max_cells))
+        return self.refinement()
+
+    def refinement(self):
+        """The adaptive grid's :class:`~.adaptive.Refinement`."""
+        from .adaptive import Refinement
+
         return Refinement(self.coarse_bins, self.refine_cells, self.refine_depth, self.refine_tolerance)
 
     def grid_precision(self):

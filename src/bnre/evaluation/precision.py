@@ -72,9 +72,9 @@ class GridPrecision:
         if self.mode not in PRECISIONS:
             raise ValueError(f"unknown grid precision {self.mode!r}; expected one of {', '.join(PRECISIONS)}")
         if not self.delta > 0:
-            raise ValueError(f"precision delta must be > 0, got {self.delta}")
+            raise ValueError(f"precision_delta must be > 0, got {self.delta}")
         if not 0 < self.tolerance < 1:
-            raise ValueError(f"precision tolerance must be in (0, 1), got {self.tolerance}")
+            raise ValueError(f"precision_tolerance must be in (0, 1), got {self.tolerance}")
         if not self.log_z_tolerance > 0:
             raise ValueError(f"precision log_z_tolerance must be > 0, got {self.log_z_tolerance}")
         if self.check_cells < 1:
