@@ -81,3 +81,15 @@ def marginal_permutations(seed: int, epoch: int, budget: int, batch: int) -> lis
     stream apart from :func:`epoch_order`'s."""
     generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63 ^ 0x6D617267)
     return [torch.randperm(min(batch, budget - a), generator=generator) for a in range(0, budget, batch)]
+
+
+def batch_draws_rng(seed: int, epoch: int, step: int) -> np.random.Generator:
+    """The generator of the random draws of batch ``step`` of ``epoch`` that an objective needs
+    beyond the pairs (the calibration regulariser's): deterministic in (seed, epoch, step), so
+    stacked, single and resumed runs draw alike, and a stream apart from the batches' order."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x64726177, epoch, step)))
+
+
+def validation_draws_rng(seed: int) -> np.random.Generator:
+    """The generator of the validation set's draws, fixed for a root ``seed`` across epochs."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x76616C64,)))

@@ -11,6 +11,7 @@ import yaml
 from bnre.methods.config import CHOICES, EXECUTION_OPTIONS, TrainConfig
 from bnre.nets.estimators import ACTIVATIONS
 from bnre.registry import methods as method_registry
+from bnre.registry.methods import DCP_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
@@ -58,9 +59,10 @@ def test_trainconfig_refuses_what_the_schema_refuses(key, bound, value, kind):
     step = 1 if kind == "integer" else 1e-9
     inside = {"minimum": value, "exclusiveMinimum": value + step, "maximum": value, "exclusiveMaximum": value - step}[bound]
     outside = {"minimum": value - step, "exclusiveMinimum": value, "maximum": value + step, "exclusiveMaximum": value}[bound]
-    TrainConfig(**{name: type(DEFAULTS[key])(inside) if kind == "integer" else inside})
+    method = {"method": "calnre"} if key in DCP_OPTIONS else {}  # only the calibrated methods take those
+    TrainConfig(**method, **{name: type(DEFAULTS[key])(inside) if kind == "integer" else inside})
     with pytest.raises(ValueError, match=name):
-        TrainConfig(**{name: outside})
+        TrainConfig(**method, **{name: outside})
 
 
 def test_readme_states_the_schema_defaults():

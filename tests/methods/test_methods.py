@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from bnre.methods import (BCNRE, BNPE, BNRE, CNRE, METHODS, NPE, NRE, build_estimator, build_posterior_estimator,
-                          get_method)
+from bnre.methods import (BCNRE, BNPE, BNRE, CNRE, METHODS, NPE, NRE, CalNPE, CalNRE, build_estimator,
+                          build_posterior_estimator, get_method)
 from bnre.methods.config import TrainConfig
 from bnre.methods.losses import bnre_loss, nre_loss
 from bnre.nets.logits import Logits
@@ -13,7 +13,8 @@ from bnre.tasks.priors import TruncatedNormal
 
 
 def test_registry_and_configured_methods():
-    assert METHODS == {"nre": NRE, "bnre": BNRE, "cnre": CNRE, "bnre_c": BCNRE, "npe": NPE, "bnpe": BNPE}
+    assert METHODS == {"nre": NRE, "bnre": BNRE, "cnre": CNRE, "bnre_c": BCNRE, "npe": NPE, "bnpe": BNPE,
+                       "calnre": CalNRE, "calnpe": CalNPE}
     assert isinstance(get_method(TrainConfig(method="nre")), NRE)
     with pytest.raises(ValueError, match="unknown method 'snpe'"):
         get_method(type("Config", (), {"method": "snpe"})())

@@ -15,6 +15,9 @@ the method-specific options it uses (``docs/methods.md``).
 * :mod:`.npe`: :class:`NPE`, :class:`BNPE`, a normalising flow :math:`q(\theta \mid x)`
   trained by likelihood, and its balanced form, whose penalty is that of the implied
   classifier :math:`d = \sigma(\log q - \log p)`;
+* :mod:`.dcp`: :class:`CalNRE`, :class:`CalNPE`, NRE and NPE with the differentiable
+  coverage-probability regulariser of Falkiewicz et al. (2023), conservative or calibrated;
+  :mod:`.soft_sort` is the differentiable sort it uses;
 * :mod:`.base`: the :class:`Method` interface and the :class:`Balanced` penalty;
 * :mod:`.losses`: the NRE objective and the balancing penalties;
 * :mod:`.config`: :class:`TrainConfig`, the training options and their defaults;
@@ -26,9 +29,11 @@ Imports: bnre (shared modules only), bnre.registry, bnre.nets, bnre.tasks.
 from __future__ import annotations
 
 from ..registry import methods as registry, resolve
+from ..tasks import Task
 from .base import Balanced, Forward, Method, build_estimator
 from .config import TrainConfig
 from .contrastive import BCNRE, CNRE
+from .dcp import CalNPE, CalNRE
 from .npe import BNPE, NPE, build_posterior_estimator
 from .nre import BNRE, NRE
 
@@ -36,15 +41,17 @@ from .nre import BNRE, NRE
 METHODS: dict[str, type[Method]] = {name: resolve(entry.target) for name, entry in registry.METHODS.items()}
 
 
-def get_method(config: TrainConfig) -> Method:
-    """The method ``config.method``, configured by ``config``."""
+def get_method(config: TrainConfig, task: Task | None = None) -> Method:
+    """The method ``config.method``, configured by ``config``, for training on ``task``
+    (which the methods that draw from the prior need)."""
     try:
-        return METHODS[config.method](config)
+        method = METHODS[config.method]
     except KeyError:
         raise ValueError(f"unknown method {config.method!r}; expected one of {tuple(METHODS)}") from None
+    return method(config, task)
 
 
 __all__ = [
-    "BCNRE", "BNPE", "BNRE", "CNRE", "METHODS", "NPE", "NRE", "Balanced", "Forward", "Method",
+    "BCNRE", "BNPE", "BNRE", "CNRE", "CalNPE", "CalNRE", "METHODS", "NPE", "NRE", "Balanced", "Forward", "Method",
     "build_estimator", "build_posterior_estimator", "get_method",
 ]

@@ -24,8 +24,8 @@ from .config import TrainConfig
 from .losses import PENALTIES, marginal_theta, nre_loss
 
 
-#: ``forward(theta, x, theta_marginal) -> Logits``: an estimator, or stacked members.
-Forward = Callable[[Tensor, Tensor, Tensor], Logits]
+#: ``forward(theta, x, theta_marginal[, noise]) -> Logits``: an estimator, or stacked members.
+Forward = Callable[..., Logits]
 
 
 def input_preprocess(task: Task, normalise: str) -> nn.Module | None:
@@ -70,9 +70,11 @@ class Method(ABC):
     #: whether training batches score marginal pairs (a likelihood alone needs none)
     marginal_pairs: ClassVar[bool] = True
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, task: Task | None = None):
         self.check(config)
         self.config = config
+        #: the task trained on, for methods that draw from its prior (None where none is needed)
+        self.task = task
 
     @classmethod
     def check(cls, config: TrainConfig) -> None:
@@ -107,6 +109,12 @@ class Method(ABC):
         per_member = [marginal_permutations(seeds[m], epoch, budget, batch) for m in members]
         return [torch.stack(step).to(device) for step in zip(*per_member)]
 
+    def draws(self, seeds: list[int], members: list[int], epoch: int, step: int, n: int, device) -> Tensor | None:
+        """The random inputs of batch ``step`` of ``epoch`` (``n`` pairs) that the objective
+        needs beyond the pairs, for each of the ``members`` (their seeds indexed by member
+        id), deterministic in (seed, epoch, step); None for the methods that need none."""
+        return None
+
     def validation_partners(self, theta: Tensor) -> Tensor:
         r"""Marginal partners of the whole validation set (N, D): rolled over the set, or within
         each batch with ``validation_loss="batches"``; with ``marginals="permute"`` a fixed
@@ -124,9 +132,11 @@ class Method(ABC):
         """The penalty's weight in ``epoch`` (0 for unpenalised methods)."""
         return 0.0
 
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
+    def logits(
+        self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None, draws: Tensor | None = None
+    ) -> Logits:
         """Logits of a batch's joint pairs and of its marginal pairs (none, (..., 0), without
-        :attr:`marginal_pairs`)."""
+        :attr:`marginal_pairs`); ``draws`` are the batch's :meth:`draws`."""
         if not self.marginal_pairs:
             logits = forward(theta, x, theta.unsqueeze(-2)[..., :0, :])  # no partners: (..., B, 0, D)
             return logits._replace(marginal=logits.marginal.flatten(-2))

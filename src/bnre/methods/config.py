@@ -70,6 +70,14 @@ class TrainConfig:
     flow_transforms: int = 5
     flow_hidden: list[int] = field(default_factory=lambda: [128, 128])
     flow_bins: int = 8
+    #: calibration-regularised methods (calnre, calnpe): the regulariser's weight (None: the
+    #: method's own default, lampe's: 5 for calnre, 1 for calnpe), the draws per pair that
+    #: estimate each rank, the two-sided (calibrated) form instead of the conservative one,
+    #: and the soft sort's regularisation strength (lampe's and the paper's defaults)
+    dcp_lambda: float | None = None
+    dcp_samples: int = 16
+    dcp_calibration: bool = False
+    dcp_sort_strength: float = 1.0
     #: the name of the method in tables and figures: a variant's name (default: ``method``)
     name: str = ""
 
@@ -112,6 +120,19 @@ class TrainConfig:
         for name in ("replicates", "epochs", "patience", "shuffle_block", "cardinality", "flow_transforms"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dcp_lambda is not None and not self.dcp_lambda >= 0:
+            raise ValueError(f"dcp_lambda must be >= 0 (or None for the method's default), got {self.dcp_lambda}")
+        if int(self.dcp_samples) < 1:
+            raise ValueError(f"dcp_samples must be >= 1 (draws per pair of the rank statistic), got {self.dcp_samples}")
+        if not self.dcp_sort_strength > 0:
+            raise ValueError(f"dcp_sort_strength must be > 0, got {self.dcp_sort_strength}")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        unused = [f"{key}={getattr(self, key)!r}" for key in sorted(registry.DCP_OPTIONS)
+                  if key not in registry.METHODS[self.method].options and getattr(self, key) != defaults[key]]
+        if unused:
+            users = [m for m, entry in registry.METHODS.items() if registry.DCP_OPTIONS <= entry.options]
+            raise ValueError(f"method {self.method!r} has no calibration regulariser, but got {', '.join(unused)}; "
+                             f"these options belong to {', '.join(users)}")
         # a batch of one pair is its own marginal partner (roll(theta, 1) == theta)
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (a marginal pair needs another pair), got {self.batch_size}")

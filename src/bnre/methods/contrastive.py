@@ -67,7 +67,9 @@ class CNRE(Method):
     def permutations(self, seeds, members, epoch, budget, device) -> None:
         return None  # the sets are rolls of the batch
 
-    def logits(self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None) -> Logits:
+    def logits(
+        self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None, draws: Tensor | None = None
+    ) -> Logits:
         k = self.config.cardinality
         if theta.shape[-2] < 2 * k:
             raise ValueError(f"contrastive sets of {k} need batches of at least {2 * k} pairs, got {theta.shape[-2]}")

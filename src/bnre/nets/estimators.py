@@ -123,13 +123,17 @@ class ConditionalEstimator(nn.Module):
         """The prior's log density at ``theta`` where the estimator models densities, else None."""
         return None
 
-    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None) -> Tensor | Logits:
+    def forward(
+        self, theta: Tensor, x: Tensor, theta_marginal: Tensor | None = None, noise: Tensor | None = None
+    ) -> Tensor | Logits:
         r""":math:`\log \hat r(\theta, x)` (N,) for paired batches ``theta`` (N, D), ``x`` (N, ...).
 
         With ``theta_marginal`` (N, D), or (N, C, D) for C partners per observation, returns
-        the :class:`~bnre.methods.losses.Logits` of the joint pairs :math:`(\theta, x)` and of the
+        the :class:`~bnre.nets.logits.Logits` of the joint pairs :math:`(\theta, x)` and of the
         marginal pairs :math:`(\theta', x)`, (N) and (N) or (N, C), embedding each
-        observation once.
+        observation once. With ``noise`` (N, S, D) as well, a density estimator also gives
+        the log density of its own draws from that noise (``sampled``, (N, S);
+        :meth:`log_density_of_draws`).
         """
         embedding = self.embed(x)
         if theta_marginal is None:
@@ -139,7 +143,14 @@ class ConditionalEstimator(nn.Module):
         else:
             partners = embedding if theta_marginal.dim() == theta.dim() else embedding.unsqueeze(-2)
             marginal = self.head_log_ratio(theta_marginal, partners)
-        return Logits(self.head_log_ratio(theta, embedding), marginal, self.log_prior(theta))
+        sampled = None if noise is None else self.log_density_of_draws(noise, embedding.unsqueeze(-2))
+        return Logits(self.head_log_ratio(theta, embedding), marginal, self.log_prior(theta), sampled)
+
+    def log_density_of_draws(self, noise: Tensor, embedding: Tensor) -> Tensor:
+        r""":math:`\log q(\theta_s \mid x)` of the estimator's own reparameterised draws
+        :math:`\theta_s = T^{-1}(z_s; x)` from base noise ``noise`` (..., D); only density
+        estimators have draws of their own."""
+        raise ValueError(f"{type(self).__name__} is a ratio estimator: it has no draws of its own")
 
 
 class RatioEstimator(ConditionalEstimator):

@@ -62,6 +62,19 @@ class PosteriorEstimator(ConditionalEstimator):
         z, embedding = z.expand(*shape, z.shape[-1]), embedding.expand(*shape, embedding.shape[-1])
         return self.flow(embedding).log_prob(z) - self.theta_scale.log().sum()
 
+    def log_density_of_draws(self, noise: Tensor, embedding: Tensor) -> Tensor:
+        r""":math:`\log q(\theta_s \mid x) = \log \mathcal{N}(z_s) - \log |\det J_{T^{-1}}(z_s)|
+        - \sum_i \log s_i` of the draws :math:`\theta_s = c + s \, T^{-1}(z_s; e(x))` from base
+        noise :math:`z_s` = ``noise`` (..., D), reparameterised (the gradient reaches the flow
+        through the draws), as zuko's ``rsample_and_log_prob`` with given noise; ``embedding``
+        (..., E) broadcasts."""
+        shape = torch.broadcast_shapes(noise.shape[:-1], embedding.shape[:-1])
+        distribution = self.flow(embedding.expand(*shape, embedding.shape[-1]))
+        _, ladj = distribution.transform.inv.call_and_ladj(noise.expand(*shape, noise.shape[-1]))
+        if distribution.reinterpreted:
+            ladj = ladj.sum(dim=tuple(range(-distribution.reinterpreted, 0)))
+        return distribution.base.log_prob(noise) - ladj - self.theta_scale.log().sum()
+
     def log_prior(self, theta: Tensor) -> Tensor:
         r""":math:`\log p(\theta)` at ``theta`` clamped into the prior box (finite everywhere,
         so that the implied log-ratio is finite; the evaluation adds the true log prior)."""

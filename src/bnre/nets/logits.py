@@ -16,11 +16,19 @@ class Logits(NamedTuple):
     :math:`\log q(\theta \mid x) - \log p(\theta)`, and also gives ``log_prior``, the prior's
     log density :math:`\log p(\theta)` of the joint pairs (..., B), so that its likelihood
     :math:`\log q = \ell + \log p` is exact; ratio estimators leave it None.
+
+    Two more are for the calibration-regularised methods (:mod:`bnre.methods.dcp`):
+    ``sampled``, the log density :math:`\log q(\theta_s \mid x)` (..., B, S) of a density
+    estimator's own reparameterised draws :math:`\theta_s` (given their noise), and
+    ``ranks``, the rank statistic :math:`\alpha_i` (..., B) of each joint pair under the
+    estimator. Both are None otherwise.
     """
 
     joint: Tensor
     marginal: Tensor
     log_prior: Tensor | None = None
+    sampled: Tensor | None = None
+    ranks: Tensor | None = None
 
     def map(self, f) -> "Logits":
         """``f`` applied to every tensor (None stays None)."""

@@ -19,6 +19,8 @@ _BALANCING = frozenset({"lambda", "lambda_warmup", "penalty"})
 _CLASSIFIER = frozenset({"hidden", "activation"})
 _CONTRASTIVE = frozenset({"gamma", "cardinality"})
 _FLOW = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
+#: the differentiable-coverage-probability regulariser's (Falkiewicz et al. 2023)
+DCP_OPTIONS = frozenset({"dcp_lambda", "dcp_samples", "dcp_calibration", "dcp_sort_strength"})
 
 #: The methods by name.
 METHODS: dict[str, MethodEntry] = {
@@ -28,6 +30,8 @@ METHODS: dict[str, MethodEntry] = {
     "bnre_c": MethodEntry("bnre.methods.contrastive:BCNRE", _CLASSIFIER | _CONTRASTIVE | _BALANCING),
     "npe": MethodEntry("bnre.methods.npe:NPE", _FLOW),
     "bnpe": MethodEntry("bnre.methods.npe:BNPE", _FLOW | {"marginals"} | _BALANCING),
+    "calnre": MethodEntry("bnre.methods.dcp:CalNRE", _CLASSIFIER | {"bce", "marginals"} | DCP_OPTIONS),
+    "calnpe": MethodEntry("bnre.methods.dcp:CalNPE", _FLOW | DCP_OPTIONS),
 }
 
 #: The training options that belong to some methods only (the others are shared by all):

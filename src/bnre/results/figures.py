@@ -1,7 +1,7 @@
 """Figures of the tidy result tables (seaborn).
 
 Colours are fixed per method across every figure: NRE orange, BNRE green, NRE-C purple,
-BNRE-C magenta, NPE blue, BNPE brown, the exact posterior of a tractable task black (dashed
+BNRE-C magenta, NPE blue, BNPE brown, CalNRE red, CalNPE cyan, the exact posterior of a tractable task black (dashed
 where it is a reference line); the methods' variants (``variants:`` in the config) get the next
 colours of a qualitative palette (evenly spaced hues where there are more than 12), in the order
 of their names, and their names as labels.
@@ -25,7 +25,7 @@ from ..io import atomic_path  # noqa: E402
 from .labels import label, ordered_methods  # noqa: E402
 
 PALETTE = {"nre": "#d95f02", "bnre": "#1b9e77", "cnre": "#7570b3", "bnre_c": "#e7298a", "npe": "#1f78b4",
-           "bnpe": "#a6761d", "exact": "black"}
+           "bnpe": "#a6761d", "calnre": "#e31a1c", "calnpe": "#17becf", "exact": "black"}
 #: colours of the variants, after the methods'
 VARIANT_COLOURS = ("#66a61e", "#e6ab02", "#666666", "#b2df8a", "#fb9a99", "#cab2d6", "#6a3d9a", "#b15928",
                    "#a6cee3", "#fdbf6f", "#ff7f00", "#8dd3c7")

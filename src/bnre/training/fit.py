@@ -119,7 +119,7 @@ def fit_ensemble(
     ``estimators[k]`` is member k freshly initialised, ``subsets[k]`` its training
     indices into ``train`` (sorted), ``seeds[k]`` the seed of its shuffling.
     """
-    method, device, budget = get_method(config), pick_device(config.device), len(subsets[0])
+    method, device, budget = get_method(config, task), pick_device(config.device), len(subsets[0])
     limit = config.memory_limit_mb * 2**20
     rows = TrainingRows(train, subsets, config.shuffle_block, limit, device, log, config.batch_size)
     for k, estimator in enumerate(estimators):
@@ -159,8 +159,9 @@ def fit_ensemble(
                 index_cpu = torch.gather(local_cpu, 1, orders_cpu[:, window]) if rows.streamed else None
                 theta, x = rows.theta(index), rows.x(index, index_cpu)
                 permutation = None if permutations is None else permutations[at.step]
+                draws = method.draws(seeds, ensemble.active, at.epoch, at.step, theta.shape[1], device)
                 with autocast:
-                    logits = method.logits(ensemble.forward, theta, x, permutation)
+                    logits = method.logits(ensemble.forward, theta, x, permutation, draws)
                 logits = logits.map(Tensor.float)
                 loss = method.loss(logits, at.epoch)  # (K,)
                 at.diagnostics.add(logits, method.penalty_weight(at.epoch))

@@ -64,9 +64,13 @@ class StackedMLP:
             out[f"{name}.bias"] = out[f"{name}.bias"][0]
         return out
 
-    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
+    def __call__(
+        self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor, noise: Tensor | None = None
+    ) -> Logits:
         """Logits (K, B) of the joint pairs (theta, x) and of the marginal pairs (theta', x):
         (K, B) for ``theta_marginal`` (K, B, D), (K, B, C) for (K, B, C, D)."""
+        if noise is not None:
+            raise ValueError("a ratio estimator has no draws of its own: it takes no noise")
         b = theta.shape[1]
         x = self.preprocess(x)
         x = ((x - buffers["x_mean"][:, None]) / buffers["x_std"][:, None]).flatten(2)
@@ -95,11 +99,11 @@ class VmappedEstimator:
         self.base = copy.deepcopy(estimator).to("meta")
         self.batched = vmap(self.single)
 
-    def single(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> tuple:
+    def single(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor, *noise) -> dict:
         # the estimator's forward embeds x once for the joint and the marginal pairs; vmap
-        # returns tensors only, so a missing log prior (None, last) is left out
-        logits = functional_call(self.base, (params, buffers), (theta, x, theta_marginal))
-        return tuple(t for t in logits if t is not None)
+        # returns tensors only, so the fields left None are left out
+        logits = functional_call(self.base, (params, buffers), (theta, x, theta_marginal, *noise))
+        return {name: t for name, t in logits._asdict().items() if t is not None}
 
     def to_fast(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
         return params
@@ -107,8 +111,13 @@ class VmappedEstimator:
     def member(self, params: dict[str, Tensor], i: int) -> dict[str, Tensor]:
         return {n: t[i].detach() for n, t in params.items()}
 
-    def __call__(self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
-        return Logits(*self.batched(params, buffers, theta, x, theta_marginal))
+    def __call__(
+        self, params: dict, buffers: dict, theta: Tensor, x: Tensor, theta_marginal: Tensor, noise: Tensor | None = None
+    ) -> Logits:
+        """Every member's logits; with ``noise`` (K, B, S, D), also the log densities of the
+        members' own draws from it (density estimators)."""
+        extra = () if noise is None else (noise,)
+        return Logits(**self.batched(params, buffers, theta, x, theta_marginal, *extra))
 
 
 class StackedEnsemble:
@@ -138,9 +147,10 @@ class StackedEnsemble:
         self.kept_states: list[dict] = [{} for _ in range(k)]
         self.kept_epoch = [0] * k
 
-    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor) -> Logits:
-        """Logits of every active member on its own batch: inputs (K, B, ...)."""
-        return self.layout(self.params, self.buffers, theta, x, theta_marginal)
+    def forward(self, theta: Tensor, x: Tensor, theta_marginal: Tensor, noise: Tensor | None = None) -> Logits:
+        """Logits of every active member on its own batch: inputs (K, B, ...); ``noise``
+        as :meth:`bnre.nets.estimators.ConditionalEstimator.forward`'s."""
+        return self.layout(self.params, self.buffers, theta, x, theta_marginal, noise)
 
     def step(self, loss: Tensor, part: Tensor | None = None) -> tuple[Tensor, Tensor] | None:
         """One optimiser step on the members' losses (K,). With ``part`` (K,), a term of

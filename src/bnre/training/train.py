@@ -53,7 +53,8 @@ def train_ensemble(
     (then :class:`bnre.training.checkpoint.Interrupted` is raised), a later call resumes from it,
     and it is removed once the model file is written.
     """
-    task, method = get_task(task_source), get_method(config)
+    task = get_task(task_source)
+    method = get_method(config, task)
     task_name = task.name
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
