@@ -47,7 +47,7 @@ def train_member(
     task: Task, config: TrainConfig, train: Pairs, val: Pairs, budget: int, member: int
 ) -> tuple[dict, list[dict]]:
     """Train member ``member`` alone; return its best state dict and its per-epoch history."""
-    method = get_method(config)
+    method = get_method(config, task)
     seed = member_seed(config.seed, task.name, budget, member)
     subset = member_subset(seed, len(train), budget, config.shuffle_block)
     groups = position_blocks(subset, config.shuffle_block)
@@ -75,7 +75,8 @@ def train_member(
             if len(index) < 2:
                 continue
             permutation = permutations[step] if config.marginals == "permute" else None
-            logits = method.logits(estimator, theta[index], x[index], permutation)
+            draws = method.draws({member: seed}, [member], epoch, step, len(index), "cpu")
+            logits = method.logits(estimator, theta[index], x[index], permutation, None if draws is None else draws[0])
             loss = method.loss(logits, epoch)
             violations.append(float(balancing(logits.joint, logits.marginal).detach()) - 1)
             if a + config.batch_size >= budget - 1:  # the epoch's last batch

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from bnre.workflow import ConfigError, settings
@@ -42,14 +43,24 @@ def test_the_tiny_config_passes():
     check(validated())
 
 
+def test_the_calibration_options_pass_with_a_calibrated_method():
+    check(validated(methods=["nre", "calnpe"], train={"dcp_samples": 4, "dcp_calibration": True}))
+
+
+@pytest.mark.parametrize("key, value", [("dcp_samples", 0), ("dcp_lambda", -1), ("dcp_sort_strength", 0)])
+def test_the_schema_refuses_calibration_options_out_of_bounds(key, value):
+    with pytest.raises(WorkflowError, match=rf"(?s)less than.*instance\['train'\]\['{key}'\]"):
+        validated(methods=["calnre"], train={key: value})
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         (dict(budgets=[1 << 20]), "config: budgets [1048576] exceed simulation.train = 1024"),
         (dict(tasks=["weinberg2"]), "config: task 'weinberg2' is neither built-in (gaussian, slcp,"),
-        (dict(methods=["snre"]), "methods ['snre'] are neither methods (nre, bnre, cnre, bnre_c, npe, bnpe) nor variants"),
+        (dict(methods=["snre"]), "methods ['snre'] are neither methods (nre, bnre, cnre, bnre_c, npe, bnpe, calnre, calnpe) nor variants"),
         (dict(variants={"bnre_x": {"base": "snre"}}),
-         "config: variants.bnre_x.base: 'snre' is not one of the methods (nre, bnre, cnre, bnre_c, npe, bnpe)"),
+         "config: variants.bnre_x.base: 'snre' is not one of the methods (nre, bnre, cnre, bnre_c, npe, bnpe, calnre, calnpe)"),
         (dict(variants={"bnre": {"base": "bnre"}}), "config: variants.bnre: 'bnre' is the name of a method or of the exact posterior"),
         (dict(variants={"exact": {"base": "nre"}}), "config: variants.exact: 'exact' is the name of a method"),
         (dict(methods=["nre", "npe_x"], variants={"npe_x": {"base": "npe", "train": {"gamma": 2, "flow": "maf"}}}),
@@ -58,6 +69,13 @@ def test_the_tiny_config_passes():
          "variants.nre_x.train sets flow_hidden, lambda, which its base method nre does not use"),
         (dict(methods=["nre", "cnre"], train={"cardinality": 40, "batch_size": 64}),
          "config: method cnre on task gaussian: batch_size 64 is below 2 * cardinality (80)"),
+        (dict(variants={"nre_x": {"base": "nre", "train": {"dcp_calibration": True}}}),
+         "variants.nre_x.train sets dcp_calibration, which its base method nre does not use "
+         "(dcp_calibration is an option of calnpe, calnre only)"),
+        (dict(train={"dcp_samples": 4}),
+         "config: train sets dcp_samples = 4 (for task gaussian), an option of the calibration regulariser "
+         "(calnre, calnpe only), but none of the methods (nre, bnre) has one"),
+        (dict(train={"tasks": {"slcp": {"dcp_lambda": 2.0}}}), "train sets dcp_lambda = 2.0 (for task slcp)"),
         (dict(evaluate={"refine_cells": 20, "coarse_bins": 16}),
          "config: evaluate.refine_cells = 20 cannot hold the coarse grid of evaluate.coarse_bins = 16"),
         (dict(evaluate={"pairs": 10**6}), "evaluate.pairs = 1000000 exceeds simulation.test"),

@@ -74,10 +74,10 @@ class TrainConfig:
     #: method's own default, lampe's: 5 for calnre, 1 for calnpe), the draws per pair that
     #: estimate each rank, the two-sided (calibrated) form instead of the conservative one,
     #: and the soft sort's regularisation strength (lampe's and the paper's defaults)
-    dcp_lambda: float | None = None
-    dcp_samples: int = 16
-    dcp_calibration: bool = False
-    dcp_sort_strength: float = 1.0
+    dcp_lambda: float | None = registry.DCP_DEFAULTS["dcp_lambda"]
+    dcp_samples: int = registry.DCP_DEFAULTS["dcp_samples"]
+    dcp_calibration: bool = registry.DCP_DEFAULTS["dcp_calibration"]
+    dcp_sort_strength: float = registry.DCP_DEFAULTS["dcp_sort_strength"]
     #: the name of the method in tables and figures: a variant's name (default: ``method``)
     name: str = ""
 
@@ -126,9 +126,8 @@ class TrainConfig:
             raise ValueError(f"dcp_samples must be >= 1 (draws per pair of the rank statistic), got {self.dcp_samples}")
         if not self.dcp_sort_strength > 0:
             raise ValueError(f"dcp_sort_strength must be > 0, got {self.dcp_sort_strength}")
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        unused = [f"{key}={getattr(self, key)!r}" for key in sorted(registry.DCP_OPTIONS)
-                  if key not in registry.METHODS[self.method].options and getattr(self, key) != defaults[key]]
+        unused = [f"{key}={getattr(self, key)!r}" for key, default in sorted(registry.DCP_DEFAULTS.items())
+                  if key not in registry.METHODS[self.method].options and getattr(self, key) != default]
         if unused:
             users = [m for m, entry in registry.METHODS.items() if registry.DCP_OPTIONS <= entry.options]
             raise ValueError(f"method {self.method!r} has no calibration regulariser, but got {', '.join(unused)}; "

@@ -19,8 +19,11 @@ _BALANCING = frozenset({"lambda", "lambda_warmup", "penalty"})
 _CLASSIFIER = frozenset({"hidden", "activation"})
 _CONTRASTIVE = frozenset({"gamma", "cardinality"})
 _FLOW = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
-#: the differentiable-coverage-probability regulariser's (Falkiewicz et al. 2023)
-DCP_OPTIONS = frozenset({"dcp_lambda", "dcp_samples", "dcp_calibration", "dcp_sort_strength"})
+#: the differentiable-coverage-probability regulariser's (Falkiewicz et al. 2023), and their
+#: defaults (lampe's; a None weight is the method's own), which the other methods keep
+DCP_DEFAULTS: dict[str, object] = {"dcp_lambda": None, "dcp_samples": 16, "dcp_calibration": False,
+                                   "dcp_sort_strength": 1.0}
+DCP_OPTIONS = frozenset(DCP_DEFAULTS)
 
 #: The methods by name.
 METHODS: dict[str, MethodEntry] = {
