@@ -335,7 +335,8 @@ def test_report_is_self_contained_with_every_figure_and_the_summary(tiny_run, tm
 
 
 #: configs that are overlays, run after the config they extend (`--configfile BASE OVERLAY`)
-OVERLAYS = {"ablation_8192.yaml": "ablation.yaml", "methods.yaml": "laptop.yaml", "amp.yaml": "laptop.yaml"}
+OVERLAYS = {"ablation_8192.yaml": "ablation.yaml", "methods.yaml": "laptop.yaml", "amp.yaml": "laptop.yaml",
+            "calibrated.yaml": "laptop.yaml"}
 CONFIGS = sorted((ROOT / "tests" / "config").glob("*.yaml")) + [
     p for p in sorted((ROOT / "config").glob("*.yaml")) if p.name != "schema.yaml"
 ] + sorted((ROOT / "examples").glob("*/config.yaml"))
@@ -409,7 +410,8 @@ def test_gravitational_wave_task_without_lalsuite_is_refused_before_any_job(tmp_
 
 
 def test_every_method_runs_through_the_whole_dag(tmp_path):
-    """NRE, BNRE, the contrastive methods and the flows in one run: each is its own cell with
+    """NRE, BNRE, the contrastive methods, the flows and the calibration-regularised methods
+    in one run: each is its own cell with
     every diagnostic, its own colour in the figures, and NPE's observed posterior is drawn
     from its flow (the ratio methods' from the grid)."""
     config_path = ROOT / "tests" / "config" / "tiny_methods.yaml"
@@ -424,7 +426,7 @@ def test_every_method_runs_through_the_whole_dag(tmp_path):
             assert np.isfinite(rows[metric]), (method, metric)
     intervals = pd.concat(pd.read_csv(p) for p in (tmp_path / "results" / "gaussian").rglob("observed/*/intervals.csv"))
     samplers = intervals.groupby("method").sampler.first().to_dict()
-    assert samplers == {m: "flow" if m in ("npe", "bnpe") else "grid" for m in methods}
+    assert samplers == {m: "flow" if m in ("npe", "bnpe", "calnpe") else "grid" for m in methods}
     assert (tmp_path / "figures" / "coverage_gaussian.png").stat().st_size > 0
     assert "Nothing to be done" in snakemake("--dry-run", "--directory", tmp_path, "--configfile", config_path).stdout
     assert result.returncode == 0
