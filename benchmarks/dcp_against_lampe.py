@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import ROOT  # noqa: F401  (puts src/ on the path)
+from common import device_name
 
 import numpy as np
 import torch
@@ -153,7 +153,7 @@ def main() -> None:
     theta = torch.as_tensor(theta_np, dtype=torch.float32)
     x = torch.as_tensor(task.simulate(theta_np, rng), dtype=torch.float32).flatten(1)
     worst = [0.0, 0.0]
-    print(f"SLCP, {args.pairs} pairs; relative errors of our objective against lampe 0.9's (value, gradient)")
+    print(f"device: {device_name()}; SLCP, {args.pairs} pairs; relative errors of our objective against lampe 0.9's (value, gradient)")
     for case, name in ((nre_case, "DCPNRELoss"), (npe_case, "DCPNPELoss")):
         for lmbda, calibration, strength, samples in ((5.0, False, 1.0, 16), (1.0, True, 1.0, 8),
                                                       (20.0, False, 0.1, 16), (5.0, True, 10.0, 4)):

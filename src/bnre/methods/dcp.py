@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ..nets.logits import Logits
 from ..sampling import batch_draws_rng, validation_draws_rng
-from .base import Forward, Method
+from .base import Forward
 from .npe import NPE
 from .nre import NRE
 from .soft_sort import soft_sort
