@@ -90,6 +90,7 @@ def test_rank_statistics_and_their_straight_through_gradient():
     w = torch.softmax(log_weights, dim=-1)
     expected = log_q.detach().exp() * torch.clamp(c[:, None] * w, -1, 1).sum(-1)
     assert torch.allclose(gradient, expected, atol=1e-12)
+    assert rank_statistics(log_q.detach().bfloat16(), log_q_draws.bfloat16()).dtype == torch.float32  # amp
     u = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
     step = StraightThroughStep.apply(u)
     assert step.tolist() == [0.0, 0.0, 1.0]

@@ -56,7 +56,11 @@ def rank_statistics(log_q: Tensor, log_q_draws: Tensor, log_weights: Tensor | No
     from the log densities of the pairs ``log_q`` (..., B) and of their draws ``log_q_draws``
     (..., B, S), the indicator a straight-through step on the densities. The weights are
     the self-normalised :math:`\exp` of ``log_weights`` (..., B, S) (importance sampling),
-    or :math:`1/S` (draws of :math:`q` itself)."""
+    or :math:`1/S` (draws of :math:`q` itself). Computed in float32 at least (under bfloat16
+    autocast too), since the indicators compare densities that may differ in few digits."""
+    dtype = torch.promote_types(log_q.dtype, torch.float32)
+    log_q, log_q_draws = log_q.to(dtype), log_q_draws.to(dtype)
+    log_weights = None if log_weights is None else log_weights.to(dtype)
     step = StraightThroughStep.apply(log_q.exp().unsqueeze(-1) - log_q_draws.exp())
     if log_weights is None:
         return step.mean(-1)
