@@ -1,7 +1,7 @@
 """Issue 34's study: balancing against the differentiable coverage-probability regulariser.
 
-Reads the study's summary table (``config/laptop.yaml`` + ``config/calibrated.yaml``) and
-prints, per task and budget:
+Reads the study's summary table (``config/laptop.yaml`` + ``config/calibrated.yaml``), or the
+per-cell ``metrics.csv`` files of a study still running, and prints, per task and budget:
 
 * each method's coverage AUC and expected log posterior: the members' mean ± sd (3 members)
   and the ensemble, beside the exact posterior where one exists; the members' kept epochs
@@ -13,7 +13,8 @@ prints, per task and budget:
 
 Cells that have not run yet are left out (the study resumes across sessions).
 
-    python docs/results/calibrated/table.py studies/calibrated/results/summary.csv 200 > docs/results/calibrated/tables.md
+    python docs/results/calibrated/table.py 500 studies/calibrated/results/summary.csv > docs/results/calibrated/tables.md
+    python docs/results/calibrated/table.py 500 studies/calibrated/results/*/seed1/*/*/metrics.csv  # while it runs
 """
 
 import sys
@@ -29,8 +30,8 @@ def cell(values: pd.Series) -> str:
     return f"{values.mean():+.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():+.3f}"
 
 
-def main(path: str, cap: int) -> None:
-    summary = pd.read_csv(path, dtype={"replicate": str})
+def main(cap: int, paths: list[str]) -> None:
+    summary = pd.concat([pd.read_csv(p, dtype={"replicate": str}) for p in paths], ignore_index=True)
     for (task, budget), sub in summary.groupby(["task", "budget"]):
         methods = [m for m in ORDER if m in set(sub.method)]
         print(f"### {task}, budget {budget}\n")
@@ -45,7 +46,7 @@ def main(path: str, cap: int) -> None:
                 members = values[values.replicate != "ensemble"].value
                 ensemble = values[values.replicate == "ensemble"].value
                 cells += [cell(members) if len(members) else "–", cell(ensemble) if len(ensemble) else "–"]
-            kept = rows[rows.metric == "kept_epoch"].value
+            kept = rows[(rows.metric == "kept_epoch") & (rows.replicate != "ensemble")].value
             epochs = ", ".join(str(int(e)) for e in sorted(kept)) if len(kept) else "–"
             print(f"| {method} | " + " | ".join(cells) + f" | {epochs} |")
         print()
@@ -59,7 +60,8 @@ def main(path: str, cap: int) -> None:
             for metric in METRICS:
                 d = (table.loc[metric][method] - table.loc[metric][base]).dropna()
                 cells.append(cell(d) + f" (n={len(d)})")
-                signs.append("yes" if len(d) > 1 and ((d > 0).all() or (d < 0).all()) else "no" if len(d) > 1 else "–")
+                holds = "yes" if len(d) > 1 and ((d > 0).all() or (d < 0).all()) else "no" if len(d) > 1 else "–"
+                signs.append(f"{METRICS[metric]}: {holds}")
             lines.append(f"| {method} − {base} | " + " | ".join(cells) + " | " + "; ".join(signs) + " |")
         if lines:
             print("| paired effect (member k − member k) | " + " | ".join(METRICS.values()) + " | same sign for every member |")
@@ -69,4 +71,4 @@ def main(path: str, cap: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(int(sys.argv[1]), sys.argv[2:])
