@@ -127,11 +127,10 @@ class TrainConfig:
         if not self.dcp_sort_strength > 0:
             raise ValueError(f"dcp_sort_strength must be > 0, got {self.dcp_sort_strength}")
         unused = [f"{key}={getattr(self, key)!r}" for key, default in sorted(registry.DCP_DEFAULTS.items())
-                  if key not in registry.METHODS[self.method].options and getattr(self, key) != default]
+                  if self.method not in registry.DCP_METHODS and getattr(self, key) != default]
         if unused:
-            users = [m for m, entry in registry.METHODS.items() if registry.DCP_OPTIONS <= entry.options]
             raise ValueError(f"method {self.method!r} has no calibration regulariser, but got {', '.join(unused)}; "
-                             f"these options belong to {', '.join(users)}")
+                             f"these options belong to {', '.join(registry.DCP_METHODS)}")
         # a batch of one pair is its own marginal partner (roll(theta, 1) == theta)
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (a marginal pair needs another pair), got {self.batch_size}")

@@ -49,10 +49,8 @@ def isotonic_decreasing(y: Tensor) -> Tensor:
     gradient: each block's mean."""
     flat = y.reshape(-1, y.shape[-1])
     ids = torch.as_tensor(isotonic_blocks(flat.detach().double().cpu().numpy()), device=y.device).flatten()
-    blocks = int(ids[-1]) + 1
-    sums = torch.zeros(blocks, dtype=y.dtype, device=y.device).index_add(0, ids, flat.flatten())
-    counts = torch.zeros(blocks, dtype=y.dtype, device=y.device).index_add(0, ids, torch.ones_like(flat.flatten()))
-    return (sums / counts)[ids].reshape(y.shape)
+    sums = torch.zeros(int(ids[-1]) + 1, dtype=y.dtype, device=y.device).index_add(0, ids, flat.flatten())
+    return (sums / torch.bincount(ids).to(y.dtype))[ids].reshape(y.shape)
 
 
 def soft_sort(values: Tensor, strength: float = 1.0) -> Tensor:

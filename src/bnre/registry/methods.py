@@ -37,6 +37,9 @@ METHODS: dict[str, MethodEntry] = {
     "calnpe": MethodEntry("bnre.methods.dcp:CalNPE", _FLOW | DCP_OPTIONS),
 }
 
+#: The methods with the calibration regulariser (those that use the DCP options).
+DCP_METHODS: tuple[str, ...] = tuple(name for name, entry in METHODS.items() if DCP_OPTIONS <= entry.options)
+
 #: The training options that belong to some methods only (the others are shared by all):
 #: a variant may set only those of its base method, and a method's training options leave
 #: out those it does not use, so that changing one re-runs only the methods that use it.

@@ -150,16 +150,15 @@ def check_method_options(config: dict) -> None:
             problem = method_registry.check_options(method_base(config, method), task_train_options(config, task, method))
             if problem:
                 raise ConfigError(f"config: method {method} on task {task}: {problem}")
-    calibrated = [m for m in config["methods"] if method_registry.DCP_OPTIONS <= method_registry.METHODS[method_base(config, m)].options]
-    if not calibrated:
+    if not any(method_base(config, m) in method_registry.DCP_METHODS for m in config["methods"]):
         for task in config["tasks"]:
             options = task_train_options(config, task)
             given = [f"{k} = {options[k]!r}" for k, v in sorted(method_registry.DCP_DEFAULTS.items()) if options.get(k, v) != v]
             if given:
-                users = [m for m, entry in method_registry.METHODS.items() if method_registry.DCP_OPTIONS <= entry.options]
                 raise ConfigError(
                     f"config: train sets {', '.join(given)} (for task {task}), an option of the calibration regulariser "
-                    f"({', '.join(users)} only), but none of the methods ({', '.join(config['methods'])}) has one"
+                    f"({', '.join(method_registry.DCP_METHODS)} only), but none of the methods "
+                    f"({', '.join(config['methods'])}) has one"
                 )
 
 
