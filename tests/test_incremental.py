@@ -7,8 +7,6 @@ the code, and checks the planned jobs rule by rule and task by task.
 
 import math
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +18,7 @@ import yaml
 from bnre.registry import tasks as task_registry
 
 from checkout import copy_checkout
+from snakemake_cli import snakemake_output as snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
@@ -34,17 +33,6 @@ TRACTABLE = {name for name, task in task_registry.TASKS.items() if task.tractabl
 EXACT = {"evaluate_exact": len(TRACTABLE & set(CONFIG["tasks"]))}
 # jobs that read the trained models: the training curves and one posterior figure per task
 MODEL_FIGURES = {"training_figures": 1, "posterior_figure": len(CONFIG["tasks"])}
-
-
-def snakemake(*args, snakefile=ROOT / "Snakefile"):
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(snakefile), *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
 
 
 def planned(workdir, *configs, snakefile=ROOT / "Snakefile"):

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from checkout import copy_checkout
+from snakemake_cli import run_snakemake as snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
@@ -23,18 +24,6 @@ LAL = importlib.util.find_spec("lalsimulation") is not None
 TRACTABLE = {"gaussian", "slcp", "two_moons", "weinberg"}
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(*args, cwd=ROOT, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def job_counts(output: str) -> dict[str, int]:

@@ -8,30 +8,23 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bnre.workflow.mtimes import main, recorded_end_times, restore_times
+from snakemake_cli import snakemake_output
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
-
-
-def snakemake(*args, cwd=ROOT):
-    result = subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
 
 
 def planned_rules(workdir) -> set[str]:
     # Snakemake compares the checksums it recorded of inputs under 1 MB instead of their
     # times; a study's training sets are larger. Checksumming nothing gives the tiny run the
     # study's case.
-    output = snakemake(
-        "-s", ROOT / "Snakefile", "--dry-run", "--directory", workdir, "--configfile", TINY, "--max-checksum-file-size", 1
+    output = snakemake_output(
+        "--dry-run", "--directory", workdir, "--configfile", TINY, "--max-checksum-file-size", 1
     )
     return set(re.findall(r"^(?:local)?rule (\w+):$", output, re.M))
 
@@ -67,7 +60,7 @@ def test_long_output_paths_are_decoded_from_snakemakes_split_record_names(tmp_pa
     # into "@chunk" directories
     name = "/".join(["d" * 60] * 4) + "/out.txt"
     (tmp_path / "Snakefile").write_text(f'rule all:\n    output: "{name}"\n    shell: "echo x > {{output}}"\n')
-    snakemake("--cores", "1", cwd=tmp_path)
+    snakemake_output("--cores", "1", snakefile=None, cwd=tmp_path)
     records = [p for p in (tmp_path / ".snakemake" / "metadata").rglob("*") if p.is_file()]
     assert len(records) == 1 and len(records[0].relative_to(tmp_path / ".snakemake" / "metadata").parts) > 1
     times = recorded_end_times(tmp_path)
