@@ -53,15 +53,15 @@ def restore_times(directory: str | Path) -> list[str]:
     if not (directory / METADATA).is_dir():
         raise FileNotFoundError(f"{directory}: no {METADATA} here, so no record of when its jobs ran")
     records = _records(directory)
+    ends = {output: float(record["endtime"]) for output, record in records.items()}
     restored = []
-    for output, record in records.items():
+    for output, end in ends.items():
         path = directory / output
         if path.is_file():
-            end = float(record["endtime"])
             os.utime(path, (end, end))
             restored.append(output)
     if records:
-        latest = max(float(record["endtime"]) for record in records.values())
+        latest = max(ends.values())
         roots = {Path(log).parts[0] for record in records.values() for log in record.get("log") or []}
         for root in sorted(roots):
             for path in (directory / root).rglob("*"):
