@@ -11,7 +11,8 @@ per-cell ``metrics.csv`` files of a study still running, and prints, per task an
   CalNPE against NPE), and CalNRE against BNRE, CalNPE against BNPE (the DCP paper's claim:
   as conservative as balancing, at a lower price in log posterior).
 
-Cells that have not run yet are left out (the study resumes across sessions).
+Cells that have not run yet are left out (the study resumes across sessions). The exact
+posterior's row is shown at every budget of its task.
 
     python docs/results/calibrated/table.py 500 studies/calibrated/results/summary.csv > docs/results/calibrated/tables.md
     python docs/results/calibrated/table.py 500 studies/calibrated/results/*/seed1/*/*/metrics.csv  # while it runs
@@ -32,6 +33,11 @@ def cell(values: pd.Series) -> str:
 
 def main(cap: int, paths: list[str]) -> None:
     summary = pd.concat([pd.read_csv(p, dtype={"replicate": str}) for p in paths], ignore_index=True)
+    # the exact posterior does not depend on the budget: its rows carry the budgets of the run
+    # that evaluated it; shown beside every budget of its task that has an estimator's cell
+    exact = summary[summary.method == "exact"].drop(columns="budget").drop_duplicates(["task", "replicate", "metric"])
+    budgets = summary[summary.method != "exact"][["task", "budget"]].drop_duplicates()
+    summary = pd.concat([summary[summary.method != "exact"], exact.merge(budgets, on="task")], ignore_index=True)
     for (task, budget), sub in summary.groupby(["task", "budget"]):
         methods = [m for m in ORDER if m in set(sub.method)]
         print(f"### {task}, budget {budget}\n")
