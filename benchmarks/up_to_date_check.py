@@ -32,16 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 
 
+def command(directory: Path, configfiles: list[str], *extra: str) -> list[str]:
+    """``snakemake --cores 2`` of this workflow on ``directory``."""
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
+            "--directory", str(directory), "--configfile", *configfiles, *extra]
+
+
 def snakemake(directory: Path, configfiles: list[str], *extra: str) -> float:
     """Wall seconds of one ``snakemake --cores 2`` on ``directory``; it must have nothing to do."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
-               "--directory", str(directory), "--configfile", *configfiles, *extra]
+    command_ = command(directory, configfiles, *extra)
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command_, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     output = result.stdout + result.stderr
     if result.returncode != 0 or "Nothing to be done" not in output:
-        raise SystemExit(f"{' '.join(command)}: expected nothing to do, got:\n{output[-3000:]}")
+        raise SystemExit(f"{' '.join(command_)}: expected nothing to do, got:\n{output[-3000:]}")
     return seconds
 
 
@@ -57,11 +62,9 @@ def main() -> None:
         if directory is None:
             directory = Path(scratch)
             start = time.perf_counter()
-            command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
-                       "--directory", str(directory), "--configfile", *args.configfile]
-            subprocess.run(command, capture_output=True, check=True)
+            subprocess.run(command(directory, args.configfile), capture_output=True, check=True)
             print(f"tiny run to completion: {time.perf_counter() - start:.0f} s")
-        jobs = len(list((directory / ".snakemake" / "metadata").rglob("*")))
+        jobs = sum(p.is_file() for p in (directory / ".snakemake" / "metadata").rglob("*"))
         ours = min(snakemake(directory, args.configfile) for _ in range(args.repeats))
         peer = min(snakemake(directory, args.configfile, "--rerun-triggers", "mtime") for _ in range(args.repeats))
     print(f"finished run: {directory if args.directory else 'tiny config'} ({jobs} recorded outputs)")
