@@ -14,6 +14,7 @@ from bnre.methods import CalNPE, CalNRE, get_method
 from bnre.methods.config import TrainConfig
 from bnre.methods.dcp import StraightThroughStep, coverage_regulariser, rank_statistics
 from bnre.methods.soft_sort import soft_sort
+from bnre.nets.logits import Logits
 from bnre.tasks import get_task
 
 
@@ -96,6 +97,60 @@ def test_rank_statistics_and_their_straight_through_gradient():
     assert step.tolist() == [0.0, 0.0, 1.0]
     (g,) = torch.autograd.grad((step * torch.tensor([0.5, -4.0, 2.0])).sum(), u)
     assert g.tolist() == [0.5, -1.0, 1.0]
+
+
+def test_the_step_on_log_densities_has_the_same_ranks_and_a_gradient_free_of_the_densities_scale():
+    """dcp_step: log_density. The same indicator as the density step, and the gradient the
+    density step's with the factor q_i removed: d(sum_i c_i alpha_i)/d log q_i =
+    sum_s hardtanh(c_i w_is). Shifting every log density by a constant (a narrower
+    posterior, or theta in other units) multiplies the density step's gradient by e^shift
+    and leaves the log step's unchanged."""
+    generator = torch.Generator().manual_seed(14)
+    log_q = torch.randn(64, generator=generator, dtype=torch.float64)
+    log_q_draws = torch.randn(64, 8, generator=generator, dtype=torch.float64)
+    log_weights = torch.randn(64, 8, generator=generator, dtype=torch.float64)
+    c = 3 * torch.randn(64, generator=generator, dtype=torch.float64)
+    w = torch.softmax(log_weights, dim=-1)
+    for weights in (None, log_weights):
+        expected = reference_ranks(log_q.numpy(), log_q_draws.numpy(), None if weights is None else weights.numpy())
+        assert rank_statistics(log_q, log_q_draws, weights, log_space=True).numpy() == pytest.approx(expected, abs=1e-12)
+
+    def gradients(shift: float, log_space: bool) -> torch.Tensor:
+        shifted = (log_q + shift).requires_grad_()
+        ranks = rank_statistics(shifted, log_q_draws + shift, log_weights, log_space=log_space)
+        return torch.autograd.grad((c * ranks).sum(), shifted)[0]
+
+    clipped = torch.clamp(c[:, None] * w, -1, 1).sum(-1)
+    for shift in (0.0, 30.0):
+        assert torch.allclose(gradients(shift, True), clipped, atol=1e-12)
+        assert torch.allclose(gradients(shift, False), (log_q + shift).exp() * clipped, rtol=1e-10)
+    # where exp overflows (float32 beyond log q = 88), the density step compares inf with inf
+    log_q32 = torch.tensor([100.0, 95.0]), torch.tensor([[90.0, 99.0], [96.0, 94.0]])
+    assert rank_statistics(*log_q32, log_space=True).tolist() == [1.0, 0.5]
+    assert rank_statistics(*log_q32).tolist() != [1.0, 0.5]
+
+
+@pytest.mark.parametrize("name", ["calnre", "calnpe"])
+def test_the_methods_step_follows_dcp_step(name):
+    """The option reaches the ranks: where log densities go past float32's exp, only the
+    log step ranks them."""
+    task = get_task("gaussian")
+    method = get_method(TrainConfig(method=name, dcp_step="log_density"), task)
+    density = get_method(TrainConfig(method=name), task)
+    assert "step on log densities" in method.describe() and "log densities" not in density.describe()
+    if name == "calnre":
+        theta, draws = torch.zeros(2, task.prior.dim), torch.zeros(2, 2, task.prior.dim)
+        logits = Logits(torch.tensor([100.0, 95.0]), torch.tensor([[0.0, 90.0, 99.0], [0.0, 96.0, 94.0]]))
+        # the draws' importance weights are the softmax of their log ratios (the prior is flat
+        # over the draws): the second pair beats only the draw of weight sigmoid(94 - 96)
+        expected = pytest.approx([1.0, 1 / (1 + math.exp(2.0))], rel=1e-6)
+        assert method.ranked(logits, theta, draws).ranks.tolist() == expected
+        assert density.ranked(logits, theta, draws).ranks.tolist() != expected
+    else:  # the flow's own draws, weights 1/S
+        logits = Logits(torch.tensor([100.0, 95.0]), torch.zeros(2), log_prior=torch.zeros(2),
+                        sampled=torch.tensor([[90.0, 99.0], [96.0, 94.0]]))
+        assert method.ranked(logits).ranks.tolist() == [1.0, 0.5]
+        assert density.ranked(logits).ranks.tolist() != [1.0, 0.5]
 
 
 def test_the_regulariser_on_uniform_overconfident_and_conservative_ranks():
@@ -214,6 +269,8 @@ def test_draws_depend_on_the_member_epoch_and_step_only(name):
     (dict(method="calnre", dcp_samples=0), "dcp_samples must be >= 1"),
     (dict(method="calnpe", dcp_lambda=-1.0), "dcp_lambda must be >= 0"),
     (dict(method="calnre", dcp_sort_strength=0.0), "dcp_sort_strength must be > 0"),
+    (dict(method="calnpe", dcp_step="log"), r"dcp_step must be one of \('density', 'log_density'\), got 'log'"),
+    (dict(method="npe", dcp_step="log_density"), "method 'npe' has no calibration regulariser, but got dcp_step='log_density'"),
     (dict(method="nre", dcp_calibration=True),
      "method 'nre' has no calibration regulariser, but got dcp_calibration=True; these options belong to calnre, calnpe"),
     (dict(method="bnpe", dcp_samples=4), "method 'bnpe' has no calibration regulariser"),

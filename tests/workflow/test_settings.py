@@ -47,6 +47,12 @@ def test_the_calibration_options_pass_with_a_calibrated_method():
     check(validated(methods=["nre", "calnpe"], train={"dcp_samples": 4, "dcp_calibration": True}))
 
 
+def test_the_schema_refuses_an_unknown_dcp_step_and_passes_the_log_step():
+    with pytest.raises(WorkflowError, match=r"(?s)'log' is not one of \['density', 'log_density'\].*dcp_step"):
+        validated(methods=["calnre"], train={"dcp_step": "log"})
+    check(validated(methods=["calnre"], train={"dcp_step": "log_density"}))
+
+
 @pytest.mark.parametrize("key, value", [("dcp_samples", 0), ("dcp_lambda", -1), ("dcp_sort_strength", 0)])
 def test_the_schema_refuses_calibration_options_out_of_bounds(key, value):
     with pytest.raises(WorkflowError, match=rf"(?s)less than.*instance\['train'\]\['{key}'\]"):

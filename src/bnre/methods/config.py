@@ -23,6 +23,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "validation_loss": ("set", "batches"),  # the objective on the whole validation set, or the mean of its batches'
     "penalty": ("squared", "unbiased"),  # BNRE's penalty: squared batch violation, or the product of the halves'
     "flow": ("nsf", "maf"),  # posterior estimators' flow: zuko's neural spline or masked autoregressive flow
+    # calibration-regularised methods: the rank's straight-through step on the difference of
+    # densities (lampe's, the paper's) or of log densities (a gradient that the densities' scale cannot blow up)
+    "dcp_step": ("density", "log_density"),
 }
 
 #: Options that change how training runs, never the model it produces (a streamed or
@@ -73,11 +76,13 @@ class TrainConfig:
     #: calibration-regularised methods (calnre, calnpe): the regulariser's weight (None: the
     #: method's own default, lampe's: 5 for calnre, 1 for calnpe), the draws per pair that
     #: estimate each rank, the two-sided (calibrated) form instead of the conservative one,
-    #: and the soft sort's regularisation strength (lampe's and the paper's defaults)
+    #: the soft sort's regularisation strength (lampe's and the paper's defaults), and what the
+    #: rank's straight-through step compares: densities (lampe's) or log densities
     dcp_lambda: float | None = registry.DCP_DEFAULTS["dcp_lambda"]
     dcp_samples: int = registry.DCP_DEFAULTS["dcp_samples"]
     dcp_calibration: bool = registry.DCP_DEFAULTS["dcp_calibration"]
     dcp_sort_strength: float = registry.DCP_DEFAULTS["dcp_sort_strength"]
+    dcp_step: str = registry.DCP_DEFAULTS["dcp_step"]
     #: the name of the method in tables and figures: a variant's name (default: ``method``)
     name: str = ""
 

@@ -12,7 +12,10 @@ uniform on :math:`[0, 1]` for a calibrated :math:`q`, small for an overconfident
 :math:`S` draws per pair: for NRE, self-normalised importance samples from the prior
 (weights :math:`\propto \hat r(\theta_s, x_i)`); for NPE, the flow's own reparameterised
 draws. The indicator is a straight-through step (forward a Heaviside, backward the hardtanh
-of the incoming gradient). Sorted by a differentiable sort (:mod:`.soft_sort`) into
+of the incoming gradient) on the difference of densities :math:`q_i - q_s` (lampe's), or,
+with ``dcp_step: log_density``, of log densities :math:`\log q_i - \log q_s`. Both give the
+same indicator, but the first's gradient with respect to :math:`\log q` carries a factor
+:math:`q`, unbounded where the posterior is narrow. Sorted by a differentiable sort (:mod:`.soft_sort`) into
 :math:`\alpha_{(1)} \le \dots \le \alpha_{(N)}`, the batch's ranks give the regulariser
 
 .. math:: R = \frac1N \sum_{j=1}^N \mathrm{ReLU}\left(\tfrac{j}{N} - \alpha_{(j)}\right)^2,
@@ -51,17 +54,25 @@ class StraightThroughStep(torch.autograd.Function):
         return F.hardtanh(grad)
 
 
-def rank_statistics(log_q: Tensor, log_q_draws: Tensor, log_weights: Tensor | None = None) -> Tensor:
+def rank_statistics(
+    log_q: Tensor, log_q_draws: Tensor, log_weights: Tensor | None = None, log_space: bool = False
+) -> Tensor:
     r""":math:`\alpha_i = \sum_s w_{is}\, 1[q(\theta_i \mid x_i) > q(\theta_{is} \mid x_i)]` (..., B)
     from the log densities of the pairs ``log_q`` (..., B) and of their draws ``log_q_draws``
-    (..., B, S), the indicator a straight-through step on the densities. The weights are
+    (..., B, S), the indicator a straight-through step on the densities' difference
+    :math:`q_i - q_{is}` (lampe's), or with ``log_space`` on :math:`\log q_i - \log q_{is}`:
+    the same indicator (but where :math:`\exp` overflows or underflows), and a gradient
+    :math:`1/q` times smaller with respect to :math:`q`. The weights are
     the self-normalised :math:`\exp` of ``log_weights`` (..., B, S) (importance sampling),
     or :math:`1/S` (draws of :math:`q` itself). Computed in float32 at least (under bfloat16
     autocast too), since the indicators compare densities that may differ in few digits."""
     dtype = torch.promote_types(log_q.dtype, torch.float32)
     log_q, log_q_draws = log_q.to(dtype), log_q_draws.to(dtype)
     log_weights = None if log_weights is None else log_weights.to(dtype)
-    step = StraightThroughStep.apply(log_q.exp().unsqueeze(-1) - log_q_draws.exp())
+    if log_space:
+        step = StraightThroughStep.apply(log_q.unsqueeze(-1) - log_q_draws)
+    else:
+        step = StraightThroughStep.apply(log_q.exp().unsqueeze(-1) - log_q_draws.exp())
     if log_weights is None:
         return step.mean(-1)
     return (torch.softmax(log_weights, dim=-1) * step).sum(-1)
@@ -75,6 +86,11 @@ def coverage_regulariser(ranks: Tensor, calibration: bool = False, strength: flo
     levels = torch.linspace(0.0, 1.0, ranks.shape[-1] + 1, dtype=ranks.dtype, device=ranks.device)[1:]
     gap = levels - ecdf
     return (gap if calibration else F.relu(gap)).square().mean(-1)
+
+
+def step_note(config) -> str:
+    """A method's description's note of a non-default straight-through step."""
+    return ", step on log densities" if config.dcp_step == "log_density" else ""
 
 
 class Calibrated:
@@ -129,7 +145,8 @@ class CalNRE(Calibrated, NRE):
         and their ranks, from the log-ratios of the prior's ``draws`` (the rest)."""
         log_prior = self.task.prior.log_prob
         log_ratio_draws = logits.marginal[..., 1:]
-        ranks = rank_statistics(logits.joint + log_prior(theta), log_ratio_draws + log_prior(draws), log_ratio_draws)
+        ranks = rank_statistics(logits.joint + log_prior(theta), log_ratio_draws + log_prior(draws), log_ratio_draws,
+                                log_space=self.config.dcp_step == "log_density")
         return Logits(logits.joint, logits.marginal[..., 0], ranks=ranks)
 
     def logits(
@@ -144,7 +161,7 @@ class CalNRE(Calibrated, NRE):
     def describe(self) -> str:
         c = self.config
         form = "calibrated" if c.dcp_calibration else "conservative"
-        return f"CalNRE ({form}, lambda={self.regulariser_weight()}, {c.dcp_samples} prior draws per pair)"
+        return f"CalNRE ({form}, lambda={self.regulariser_weight()}, {c.dcp_samples} prior draws per pair{step_note(c)})"
 
 
 class CalNPE(Calibrated, NPE):
@@ -159,10 +176,10 @@ class CalNPE(Calibrated, NPE):
         return torch.as_tensor(rng.standard_normal((n, self.config.dcp_samples, self.task.prior.dim)),
                                dtype=torch.float32)
 
-    @staticmethod
-    def ranked(logits: Logits) -> Logits:
+    def ranked(self, logits: Logits) -> Logits:
         log_q = logits.joint + logits.log_prior
-        return logits._replace(sampled=None, ranks=rank_statistics(log_q, logits.sampled))
+        log_space = self.config.dcp_step == "log_density"
+        return logits._replace(sampled=None, ranks=rank_statistics(log_q, logits.sampled, log_space=log_space))
 
     def logits(
         self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None, draws: Tensor | None = None
@@ -176,4 +193,4 @@ class CalNPE(Calibrated, NPE):
     def describe(self) -> str:
         c = self.config
         form = "calibrated" if c.dcp_calibration else "conservative"
-        return f"CalNPE ({c.flow.upper()}, {form}, lambda={self.regulariser_weight()}, {c.dcp_samples} draws per pair)"
+        return f"CalNPE ({c.flow.upper()}, {form}, lambda={self.regulariser_weight()}, {c.dcp_samples} draws per pair{step_note(c)})"

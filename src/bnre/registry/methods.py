@@ -22,7 +22,7 @@ _FLOW = frozenset({"flow", "flow_transforms", "flow_hidden", "flow_bins"})
 #: the differentiable-coverage-probability regulariser's (Falkiewicz et al. 2023), and their
 #: defaults (lampe's; a None weight is the method's own), which the other methods keep
 DCP_DEFAULTS: dict[str, object] = {"dcp_lambda": None, "dcp_samples": 16, "dcp_calibration": False,
-                                   "dcp_sort_strength": 1.0}
+                                   "dcp_sort_strength": 1.0, "dcp_step": "density"}
 DCP_OPTIONS = frozenset(DCP_DEFAULTS)
 
 #: The methods by name.
