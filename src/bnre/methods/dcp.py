@@ -15,8 +15,9 @@ draws. The indicator is a straight-through step (forward a Heaviside, backward t
 of the incoming gradient) on the difference of densities :math:`q_i - q_s` (lampe's), or,
 with ``dcp_step: log_density``, of log densities :math:`\log q_i - \log q_s`. Both give the
 same indicator, but the first's gradient with respect to :math:`\log q` carries a factor
-:math:`q`, unbounded where the posterior is narrow. Sorted by a differentiable sort (:mod:`.soft_sort`) into
-:math:`\alpha_{(1)} \le \dots \le \alpha_{(N)}`, the batch's ranks give the regulariser
+:math:`q`, unbounded where the posterior is narrow. Sorted by a differentiable sort
+(:mod:`.soft_sort`) into :math:`\alpha_{(1)} \le \dots \le \alpha_{(N)}`, the batch's ranks
+give the regulariser
 
 .. math:: R = \frac1N \sum_{j=1}^N \mathrm{ReLU}\left(\tfrac{j}{N} - \alpha_{(j)}\right)^2,
 
@@ -61,8 +62,8 @@ def rank_statistics(
     from the log densities of the pairs ``log_q`` (..., B) and of their draws ``log_q_draws``
     (..., B, S), the indicator a straight-through step on the densities' difference
     :math:`q_i - q_{is}` (lampe's), or with ``log_space`` on :math:`\log q_i - \log q_{is}`:
-    the same indicator (but where :math:`\exp` overflows or underflows), and a gradient
-    :math:`1/q` times smaller with respect to :math:`q`. The weights are
+    the same indicator (but where :math:`\exp` overflows or underflows), and a gradient with
+    respect to :math:`\log q` without the density step's factor :math:`q`. The weights are
     the self-normalised :math:`\exp` of ``log_weights`` (..., B, S) (importance sampling),
     or :math:`1/S` (draws of :math:`q` itself). Computed in float32 at least (under bfloat16
     autocast too), since the indicators compare densities that may differ in few digits."""
