@@ -89,11 +89,6 @@ def coverage_regulariser(ranks: Tensor, calibration: bool = False, strength: flo
     return (gap if calibration else F.relu(gap)).square().mean(-1)
 
 
-def step_note(config) -> str:
-    """A method's description's note of a non-default straight-through step."""
-    return ", step on log densities" if config.dcp_step == "log_density" else ""
-
-
 class Calibrated:
     r"""The DCP regulariser :math:`\lambda R` in a method's penalty (mixed in before the
     method). The method's :meth:`draws` give each pair ``dcp_samples`` draws and its
@@ -101,6 +96,14 @@ class Calibrated:
 
     #: lampe's default weight for this method
     default_lambda: ClassVar[float]
+
+    def log_space(self) -> bool:
+        """Whether the ranks' straight-through step compares log densities (``dcp_step``)."""
+        return self.config.dcp_step == "log_density"
+
+    def step_note(self) -> str:
+        """The description's note of a non-default straight-through step."""
+        return ", step on log densities" if self.log_space() else ""
 
     def regulariser_weight(self) -> float:
         """:math:`\\lambda`: ``dcp_lambda``, or the method's default where it is None."""
@@ -147,7 +150,7 @@ class CalNRE(Calibrated, NRE):
         log_prior = self.task.prior.log_prob
         log_ratio_draws = logits.marginal[..., 1:]
         ranks = rank_statistics(logits.joint + log_prior(theta), log_ratio_draws + log_prior(draws), log_ratio_draws,
-                                log_space=self.config.dcp_step == "log_density")
+                                log_space=self.log_space())
         return Logits(logits.joint, logits.marginal[..., 0], ranks=ranks)
 
     def logits(
@@ -162,7 +165,8 @@ class CalNRE(Calibrated, NRE):
     def describe(self) -> str:
         c = self.config
         form = "calibrated" if c.dcp_calibration else "conservative"
-        return f"CalNRE ({form}, lambda={self.regulariser_weight()}, {c.dcp_samples} prior draws per pair{step_note(c)})"
+        draws = f"{c.dcp_samples} prior draws per pair{self.step_note()}"
+        return f"CalNRE ({form}, lambda={self.regulariser_weight()}, {draws})"
 
 
 class CalNPE(Calibrated, NPE):
@@ -179,8 +183,8 @@ class CalNPE(Calibrated, NPE):
 
     def ranked(self, logits: Logits) -> Logits:
         log_q = logits.joint + logits.log_prior
-        log_space = self.config.dcp_step == "log_density"
-        return logits._replace(sampled=None, ranks=rank_statistics(log_q, logits.sampled, log_space=log_space))
+        ranks = rank_statistics(log_q, logits.sampled, log_space=self.log_space())
+        return logits._replace(sampled=None, ranks=ranks)
 
     def logits(
         self, forward: Forward, theta: Tensor, x: Tensor, permutation: Tensor | None = None, draws: Tensor | None = None
@@ -194,4 +198,5 @@ class CalNPE(Calibrated, NPE):
     def describe(self) -> str:
         c = self.config
         form = "calibrated" if c.dcp_calibration else "conservative"
-        return f"CalNPE ({c.flow.upper()}, {form}, lambda={self.regulariser_weight()}, {c.dcp_samples} draws per pair{step_note(c)})"
+        draws = f"{c.dcp_samples} draws per pair{self.step_note()}"
+        return f"CalNPE ({c.flow.upper()}, {form}, lambda={self.regulariser_weight()}, {draws})"
